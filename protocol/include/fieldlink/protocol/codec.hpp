@@ -1,0 +1,116 @@
+// fieldlink wire protocol v1: the one codec that the reader firmware and the
+// gateway share. Freestanding: no heap, no exceptions, no RTTI, no I/O.
+// Byte layouts are specified in docs/protocol.md; keep the two in step.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace fieldlink::protocol {
+
+inline constexpr std::uint8_t kMagic0 = 'F';
+inline constexpr std::uint8_t kMagic1 = 'L';
+inline constexpr std::uint8_t kVersion = 1;
+
+// Second header byte after the version: what the message is.
+enum class Kind : std::uint8_t {
+    Batch = 1,   // device -> gateway, topic .../up
+    Ack = 2,     // gateway -> device, topic .../ack
+    Status = 3,  // device, retained, topic .../status (birth and last will)
+};
+
+inline constexpr std::size_t kCrcSize = 4;
+inline constexpr std::size_t kBatchHeaderSize = 44;
+inline constexpr std::size_t kRecordSize = 17;
+inline constexpr std::size_t kMaxRecordsPerBatch = 512;
+inline constexpr std::size_t kMaxBatchSize = kBatchHeaderSize + kMaxRecordsPerBatch * kRecordSize + kCrcSize;
+inline constexpr std::size_t kAckSize = 32;
+inline constexpr std::size_t kStatusFixedSize = 22;  // without the firmware version text
+inline constexpr std::size_t kMaxFirmwareVersionLength = 32;
+inline constexpr std::size_t kMaxStatusSize = kStatusFixedSize + kMaxFirmwareVersionLength;
+
+inline constexpr std::uint8_t kBatchFlagOffsetKnown = 0x01;
+
+// Result of every codec call. Decoders check in the order listed here.
+enum class Status : std::uint8_t {
+    Ok = 0,
+    Truncated,           // shorter than the fixed part, or not a whole number of records
+    Oversize,            // longer than the largest valid message of its kind
+    BadMagic,            // does not start with "FL"
+    UnsupportedVersion,  // version byte is not 1
+    WrongKind,           // a valid header of another kind (e.g. an ack on an up topic)
+    BadChecksum,         // CRC-32 over the message does not match its last four bytes
+    BadField,            // a header field is out of range (flags, reserved, seq 0, floor > first, text)
+    EmptyBatch,          // count is 0
+    TooManyRecords,      // count is above kMaxRecordsPerBatch
+    CountMismatch,       // count disagrees with the number of records present
+    SequenceOverflow,    // first_seq + count - 1 does not fit in 64 bits
+    BufferTooSmall,      // encoder: the output buffer cannot hold the message
+    InvalidArgument,     // encoder: the input would not decode (count, seq, text)
+};
+
+// Stable, human-readable name of a status ("bad_checksum", ...).
+const char* to_string(Status status) noexcept;
+
+// One sensor reading. Its sequence number is implied by its place in a batch.
+struct Record {
+    std::uint8_t channel = 0;
+    std::uint64_t mono_ms = 0;  // device monotonic time since the start of `boot`
+    double value = 0.0;
+};
+
+struct BatchHeader {
+    std::uint64_t incarnation = 0;
+    std::uint64_t first_seq = 0;  // sequence number of record 0; never 0
+    // The device will never send a reading below floor_seq again (already
+    // acknowledged, or dropped by its spool policy). floor_seq <= first_seq.
+    std::uint64_t floor_seq = 0;
+    std::uint32_t boot = 0;               // boot counter within the incarnation
+    std::int64_t wall_offset_ms = 0;      // unix_ms = mono_ms + offset, when offset_known
+    bool offset_known = false;
+    std::uint16_t count = 0;
+};
+
+// A validated batch that still points into the caller's buffer.
+struct BatchView {
+    BatchHeader header;
+    const std::uint8_t* records = nullptr;  // header.count * kRecordSize bytes
+
+    Record record(std::size_t index) const noexcept;  // index < header.count
+};
+
+struct Ack {
+    std::uint64_t incarnation = 0;
+    std::uint64_t watermark = 0;  // every seq in 1..watermark is committed (0: none yet)
+    std::int64_t gateway_unix_ms = 0;
+};
+
+enum class DeviceState : std::uint8_t {
+    Offline = 0,  // last will
+    Online = 1,   // birth
+};
+
+struct StatusMessage {
+    DeviceState state = DeviceState::Offline;
+    std::uint64_t incarnation = 0;
+    std::uint32_t boot = 0;
+    char firmware_version[kMaxFirmwareVersionLength + 1] = {};  // printable ASCII, NUL-terminated
+};
+
+// CRC-32 (IEEE 802.3, reflected, init and final xor 0xFFFFFFFF).
+std::uint32_t crc32(const std::uint8_t* data, std::size_t length, std::uint32_t crc = 0) noexcept;
+
+// Encoders write the whole message into out[0..capacity) and set *written.
+Status encode_batch(const BatchHeader& header, const Record* records, std::uint8_t* out,
+                    std::size_t capacity, std::size_t* written) noexcept;
+Status encode_ack(const Ack& ack, std::uint8_t* out, std::size_t capacity, std::size_t* written) noexcept;
+Status encode_status(const StatusMessage& status, std::uint8_t* out, std::size_t capacity,
+                     std::size_t* written) noexcept;
+
+// Decoders are total: any input gives Ok and a filled result, or an error.
+// They never read outside data[0..length).
+Status decode_batch(const std::uint8_t* data, std::size_t length, BatchView* out) noexcept;
+Status decode_ack(const std::uint8_t* data, std::size_t length, Ack* out) noexcept;
+Status decode_status(const std::uint8_t* data, std::size_t length, StatusMessage* out) noexcept;
+
+}  // namespace fieldlink::protocol

@@ -1,0 +1,252 @@
+#include "fieldlink/protocol/codec.hpp"
+
+#include <bit>
+#include <cstring>
+
+namespace fieldlink::protocol {
+namespace {
+
+constexpr std::size_t kHeaderSize = 4;
+
+void put_u16(std::uint8_t* p, std::uint16_t v) noexcept {
+    p[0] = static_cast<std::uint8_t>(v);
+    p[1] = static_cast<std::uint8_t>(v >> 8);
+}
+
+void put_u32(std::uint8_t* p, std::uint32_t v) noexcept {
+    for (int i = 0; i < 4; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
+}
+
+void put_u64(std::uint8_t* p, std::uint64_t v) noexcept {
+    for (int i = 0; i < 8; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
+}
+
+std::uint16_t get_u16(const std::uint8_t* p) noexcept {
+    return static_cast<std::uint16_t>(p[0] | (p[1] << 8));
+}
+
+std::uint32_t get_u32(const std::uint8_t* p) noexcept {
+    std::uint32_t v = 0;
+    for (int i = 3; i >= 0; --i) v = (v << 8) | p[i];
+    return v;
+}
+
+std::uint64_t get_u64(const std::uint8_t* p) noexcept {
+    std::uint64_t v = 0;
+    for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+    return v;
+}
+
+void put_header(std::uint8_t* p, Kind kind) noexcept {
+    p[0] = kMagic0;
+    p[1] = kMagic1;
+    p[2] = kVersion;
+    p[3] = static_cast<std::uint8_t>(kind);
+}
+
+// Checks magic, version and kind (in that order) of a message of at least kHeaderSize bytes.
+Status check_header(const std::uint8_t* data, Kind kind) noexcept {
+    if (data[0] != kMagic0 || data[1] != kMagic1) return Status::BadMagic;
+    if (data[2] != kVersion) return Status::UnsupportedVersion;
+    if (data[3] != static_cast<std::uint8_t>(kind)) return Status::WrongKind;
+    return Status::Ok;
+}
+
+bool crc_matches(const std::uint8_t* data, std::size_t length) noexcept {
+    const std::size_t body = length - kCrcSize;
+    return crc32(data, body) == get_u32(data + body);
+}
+
+void seal(std::uint8_t* data, std::size_t body_length) noexcept {
+    put_u32(data + body_length, crc32(data, body_length));
+}
+
+bool is_printable(char c) noexcept { return c >= 0x20 && c <= 0x7e; }
+
+std::size_t bounded_length(const char* text, std::size_t max) noexcept {
+    std::size_t n = 0;
+    while (n < max && text[n] != '\0') ++n;
+    return n;
+}
+
+}  // namespace
+
+const char* to_string(Status status) noexcept {
+    switch (status) {
+        case Status::Ok: return "ok";
+        case Status::Truncated: return "truncated";
+        case Status::Oversize: return "oversize";
+        case Status::BadMagic: return "bad_magic";
+        case Status::UnsupportedVersion: return "unsupported_version";
+        case Status::WrongKind: return "wrong_kind";
+        case Status::BadChecksum: return "bad_checksum";
+        case Status::BadField: return "bad_field";
+        case Status::EmptyBatch: return "empty_batch";
+        case Status::TooManyRecords: return "too_many_records";
+        case Status::CountMismatch: return "count_mismatch";
+        case Status::SequenceOverflow: return "sequence_overflow";
+        case Status::BufferTooSmall: return "buffer_too_small";
+        case Status::InvalidArgument: return "invalid_argument";
+    }
+    return "unknown";
+}
+
+std::uint32_t crc32(const std::uint8_t* data, std::size_t length, std::uint32_t crc) noexcept {
+    // Nibble table: 64 bytes of flash instead of 1 KiB, fast enough for MCU links.
+    static constexpr std::uint32_t kTable[16] = {
+        0x00000000u, 0x1DB71064u, 0x3B6E20C8u, 0x26D930ACu, 0x76DC4190u, 0x6B6B51F4u,
+        0x4DB26158u, 0x5005713Cu, 0xEDB88320u, 0xF00F9344u, 0xD6D6A3E8u, 0xCB61B38Cu,
+        0x9B64C2B0u, 0x86D3D2D4u, 0xA00AE278u, 0xBDBDF21Cu,
+    };
+    crc = ~crc;
+    for (std::size_t i = 0; i < length; ++i) {
+        crc ^= data[i];
+        crc = (crc >> 4) ^ kTable[crc & 0x0Fu];
+        crc = (crc >> 4) ^ kTable[crc & 0x0Fu];
+    }
+    return ~crc;
+}
+
+Record BatchView::record(std::size_t index) const noexcept {
+    const std::uint8_t* p = records + index * kRecordSize;
+    Record r;
+    r.channel = p[0];
+    r.mono_ms = get_u64(p + 1);
+    r.value = std::bit_cast<double>(get_u64(p + 9));
+    return r;
+}
+
+Status encode_batch(const BatchHeader& header, const Record* records, std::uint8_t* out,
+                    std::size_t capacity, std::size_t* written) noexcept {
+    if (header.count == 0 || header.count > kMaxRecordsPerBatch || records == nullptr) {
+        return Status::InvalidArgument;
+    }
+    if (header.first_seq == 0 || header.floor_seq > header.first_seq) return Status::InvalidArgument;
+    if (header.first_seq - 1 > UINT64_MAX - header.count) return Status::InvalidArgument;
+    const std::size_t length = kBatchHeaderSize + header.count * kRecordSize + kCrcSize;
+    if (out == nullptr || capacity < length) return Status::BufferTooSmall;
+
+    put_header(out, Kind::Batch);
+    put_u64(out + 4, header.incarnation);
+    put_u64(out + 12, header.first_seq);
+    put_u64(out + 20, header.floor_seq);
+    put_u32(out + 28, header.boot);
+    put_u64(out + 32, static_cast<std::uint64_t>(header.wall_offset_ms));
+    out[40] = header.offset_known ? kBatchFlagOffsetKnown : 0;
+    out[41] = 0;
+    put_u16(out + 42, header.count);
+    std::uint8_t* p = out + kBatchHeaderSize;
+    for (std::size_t i = 0; i < header.count; ++i, p += kRecordSize) {
+        p[0] = records[i].channel;
+        put_u64(p + 1, records[i].mono_ms);
+        put_u64(p + 9, std::bit_cast<std::uint64_t>(records[i].value));
+    }
+    seal(out, length - kCrcSize);
+    if (written != nullptr) *written = length;
+    return Status::Ok;
+}
+
+Status decode_batch(const std::uint8_t* data, std::size_t length, BatchView* out) noexcept {
+    if (data == nullptr || length < kBatchHeaderSize + kCrcSize) return Status::Truncated;
+    if (length > kMaxBatchSize) return Status::Oversize;
+    const std::size_t body = length - kBatchHeaderSize - kCrcSize;
+    if (body % kRecordSize != 0) return Status::Truncated;
+    if (Status s = check_header(data, Kind::Batch); s != Status::Ok) return s;
+    if (!crc_matches(data, length)) return Status::BadChecksum;
+
+    BatchHeader h;
+    h.incarnation = get_u64(data + 4);
+    h.first_seq = get_u64(data + 12);
+    h.floor_seq = get_u64(data + 20);
+    h.boot = get_u32(data + 28);
+    h.wall_offset_ms = static_cast<std::int64_t>(get_u64(data + 32));
+    const std::uint8_t flags = data[40];
+    h.offset_known = (flags & kBatchFlagOffsetKnown) != 0;
+    h.count = get_u16(data + 42);
+    if ((flags & ~kBatchFlagOffsetKnown) != 0 || data[41] != 0 || h.first_seq == 0 ||
+        h.floor_seq > h.first_seq) {
+        return Status::BadField;
+    }
+    if (h.count == 0) return Status::EmptyBatch;
+    if (h.count > kMaxRecordsPerBatch) return Status::TooManyRecords;
+    if (h.count != body / kRecordSize) return Status::CountMismatch;
+    if (h.first_seq - 1 > UINT64_MAX - h.count) return Status::SequenceOverflow;
+
+    if (out != nullptr) {
+        out->header = h;
+        out->records = data + kBatchHeaderSize;
+    }
+    return Status::Ok;
+}
+
+Status encode_ack(const Ack& ack, std::uint8_t* out, std::size_t capacity, std::size_t* written) noexcept {
+    if (out == nullptr || capacity < kAckSize) return Status::BufferTooSmall;
+    put_header(out, Kind::Ack);
+    put_u64(out + 4, ack.incarnation);
+    put_u64(out + 12, ack.watermark);
+    put_u64(out + 20, static_cast<std::uint64_t>(ack.gateway_unix_ms));
+    seal(out, kAckSize - kCrcSize);
+    if (written != nullptr) *written = kAckSize;
+    return Status::Ok;
+}
+
+Status decode_ack(const std::uint8_t* data, std::size_t length, Ack* out) noexcept {
+    if (data == nullptr || length < kAckSize) return Status::Truncated;
+    if (length > kAckSize) return Status::Oversize;
+    if (Status s = check_header(data, Kind::Ack); s != Status::Ok) return s;
+    if (!crc_matches(data, length)) return Status::BadChecksum;
+    if (out != nullptr) {
+        out->incarnation = get_u64(data + 4);
+        out->watermark = get_u64(data + 12);
+        out->gateway_unix_ms = static_cast<std::int64_t>(get_u64(data + 20));
+    }
+    return Status::Ok;
+}
+
+Status encode_status(const StatusMessage& status, std::uint8_t* out, std::size_t capacity,
+                     std::size_t* written) noexcept {
+    const std::size_t text_length = bounded_length(status.firmware_version, sizeof status.firmware_version);
+    if (text_length == 0 || text_length > kMaxFirmwareVersionLength) return Status::InvalidArgument;
+    for (std::size_t i = 0; i < text_length; ++i) {
+        if (!is_printable(status.firmware_version[i])) return Status::InvalidArgument;
+    }
+    if (status.state != DeviceState::Offline && status.state != DeviceState::Online) {
+        return Status::InvalidArgument;
+    }
+    const std::size_t length = kStatusFixedSize + text_length;
+    if (out == nullptr || capacity < length) return Status::BufferTooSmall;
+    put_header(out, Kind::Status);
+    out[4] = static_cast<std::uint8_t>(status.state);
+    out[5] = static_cast<std::uint8_t>(text_length);
+    put_u64(out + 6, status.incarnation);
+    put_u32(out + 14, status.boot);
+    std::memcpy(out + 18, status.firmware_version, text_length);
+    seal(out, length - kCrcSize);
+    if (written != nullptr) *written = length;
+    return Status::Ok;
+}
+
+Status decode_status(const std::uint8_t* data, std::size_t length, StatusMessage* out) noexcept {
+    if (data == nullptr || length < kStatusFixedSize + 1) return Status::Truncated;
+    if (length > kMaxStatusSize) return Status::Oversize;
+    if (Status s = check_header(data, Kind::Status); s != Status::Ok) return s;
+    const std::size_t text_length = data[5];
+    if (text_length == 0 || text_length > kMaxFirmwareVersionLength) return Status::BadField;
+    if (length < kStatusFixedSize + text_length) return Status::Truncated;
+    if (length != kStatusFixedSize + text_length) return Status::BadField;
+    if (!crc_matches(data, length)) return Status::BadChecksum;
+    if (data[4] > static_cast<std::uint8_t>(DeviceState::Online)) return Status::BadField;
+    for (std::size_t i = 0; i < text_length; ++i) {
+        if (!is_printable(static_cast<char>(data[18 + i]))) return Status::BadField;
+    }
+    if (out != nullptr) {
+        out->state = static_cast<DeviceState>(data[4]);
+        out->incarnation = get_u64(data + 6);
+        out->boot = get_u32(data + 14);
+        std::memcpy(out->firmware_version, data + 18, text_length);
+        out->firmware_version[text_length] = '\0';
+    }
+    return Status::Ok;
+}
+
+}  // namespace fieldlink::protocol

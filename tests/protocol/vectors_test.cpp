@@ -1,0 +1,142 @@
+// The hex vectors in docs/protocol.md are the contract: encode what the document
+// describes and compare byte for byte, then decode the document's bytes.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "fieldlink/protocol/codec.hpp"
+
+namespace fp = fieldlink::protocol;
+
+namespace {
+
+using Bytes = std::vector<std::uint8_t>;
+
+std::map<std::string, Bytes> load_vectors() {
+    std::ifstream doc(FIELDLINK_PROTOCOL_DOC);
+    EXPECT_TRUE(doc.good()) << "cannot open " << FIELDLINK_PROTOCOL_DOC;
+    std::map<std::string, Bytes> vectors;
+    const std::string marker = "<!-- vector: ";
+    std::string line;
+    while (std::getline(doc, line)) {
+        if (line.rfind(marker, 0) != 0) continue;
+        const std::string name = line.substr(marker.size(), line.find(" -->") - marker.size());
+        std::getline(doc, line);  // opening fence
+        Bytes bytes;
+        while (std::getline(doc, line) && line.rfind("```", 0) != 0) {
+            std::istringstream hex(line);
+            std::string byte;
+            while (hex >> byte) bytes.push_back(static_cast<std::uint8_t>(std::stoul(byte, nullptr, 16)));
+        }
+        vectors[name] = bytes;
+    }
+    return vectors;
+}
+
+const std::map<std::string, Bytes>& vectors() {
+    static const auto loaded = load_vectors();
+    return loaded;
+}
+
+Bytes vector_named(const std::string& name) {
+    auto it = vectors().find(name);
+    EXPECT_NE(it, vectors().end()) << "docs/protocol.md has no vector " << name;
+    return it == vectors().end() ? Bytes{} : it->second;
+}
+
+}  // namespace
+
+TEST(ProtocolVectors, DocumentHasAllVectors) {
+    for (const char* name : {"batch-unsynced", "batch-synced", "ack", "status-online", "status-offline"}) {
+        EXPECT_EQ(vectors().count(name), 1u) << name;
+    }
+}
+
+TEST(ProtocolVectors, BatchUnsynced) {
+    fp::BatchHeader h;
+    h.incarnation = 0x0123456789abcdefULL;
+    h.first_seq = 1;
+    h.floor_seq = 1;
+    h.count = 2;
+    const fp::Record records[] = {{0, 1500, 21.5}, {1, 1500, 40.25}};
+    std::uint8_t out[fp::kMaxBatchSize];
+    std::size_t n = 0;
+    ASSERT_EQ(fp::encode_batch(h, records, out, sizeof out, &n), fp::Status::Ok);
+    EXPECT_EQ(Bytes(out, out + n), vector_named("batch-unsynced"));
+
+    const Bytes doc = vector_named("batch-unsynced");
+    fp::BatchView view;
+    ASSERT_EQ(fp::decode_batch(doc.data(), doc.size(), &view), fp::Status::Ok);
+    EXPECT_EQ(view.header.incarnation, h.incarnation);
+    EXPECT_EQ(view.header.first_seq, 1u);
+    EXPECT_FALSE(view.header.offset_known);
+    ASSERT_EQ(view.header.count, 2);
+    EXPECT_EQ(view.record(1).channel, 1);
+    EXPECT_EQ(view.record(1).mono_ms, 1500u);
+    EXPECT_EQ(view.record(1).value, 40.25);
+}
+
+TEST(ProtocolVectors, BatchSynced) {
+    fp::BatchHeader h;
+    h.incarnation = 0xa1;
+    h.first_seq = 1000;
+    h.floor_seq = 990;
+    h.boot = 3;
+    h.wall_offset_ms = 1795312677000;
+    h.offset_known = true;
+    h.count = 1;
+    const fp::Record record{2, 123456, -3.75};
+    std::uint8_t out[fp::kMaxBatchSize];
+    std::size_t n = 0;
+    ASSERT_EQ(fp::encode_batch(h, &record, out, sizeof out, &n), fp::Status::Ok);
+    EXPECT_EQ(Bytes(out, out + n), vector_named("batch-synced"));
+
+    const Bytes doc = vector_named("batch-synced");
+    fp::BatchView view;
+    ASSERT_EQ(fp::decode_batch(doc.data(), doc.size(), &view), fp::Status::Ok);
+    EXPECT_TRUE(view.header.offset_known);
+    EXPECT_EQ(view.header.boot, 3u);
+    EXPECT_EQ(view.header.floor_seq, 990u);
+    EXPECT_EQ(static_cast<std::int64_t>(view.record(0).mono_ms) + view.header.wall_offset_ms, 1795312800456);
+    EXPECT_EQ(view.record(0).value, -3.75);
+}
+
+TEST(ProtocolVectors, Ack) {
+    const fp::Ack ack{0x0123456789abcdefULL, 2, 1795312800000};
+    std::uint8_t out[fp::kAckSize];
+    std::size_t n = 0;
+    ASSERT_EQ(fp::encode_ack(ack, out, sizeof out, &n), fp::Status::Ok);
+    EXPECT_EQ(Bytes(out, out + n), vector_named("ack"));
+
+    const Bytes doc = vector_named("ack");
+    fp::Ack decoded;
+    ASSERT_EQ(fp::decode_ack(doc.data(), doc.size(), &decoded), fp::Status::Ok);
+    EXPECT_EQ(decoded.incarnation, ack.incarnation);
+    EXPECT_EQ(decoded.watermark, 2u);
+    EXPECT_EQ(decoded.gateway_unix_ms, 1795312800000);
+}
+
+TEST(ProtocolVectors, StatusBirthAndWill) {
+    for (const auto& [name, state] : {std::pair{"status-online", fp::DeviceState::Online},
+                                      std::pair{"status-offline", fp::DeviceState::Offline}}) {
+        fp::StatusMessage status;
+        status.state = state;
+        status.incarnation = 0x0123456789abcdefULL;
+        std::snprintf(status.firmware_version, sizeof status.firmware_version, "0.1.0");
+        std::uint8_t out[fp::kMaxStatusSize];
+        std::size_t n = 0;
+        ASSERT_EQ(fp::encode_status(status, out, sizeof out, &n), fp::Status::Ok);
+        EXPECT_EQ(Bytes(out, out + n), vector_named(name)) << name;
+
+        const Bytes doc = vector_named(name);
+        fp::StatusMessage decoded;
+        ASSERT_EQ(fp::decode_status(doc.data(), doc.size(), &decoded), fp::Status::Ok) << name;
+        EXPECT_EQ(decoded.state, state);
+        EXPECT_STREQ(decoded.firmware_version, "0.1.0");
+    }
+}
