@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The README's run command: the whole chain on this machine.
+# Installs what is missing, builds, starts a private Mosquitto on a free
+# loopback port (from config/mosquitto/fieldlink.conf), the gateway writing an
+# SQLite file, and simulated readers; shows what lands until Ctrl-C or --seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+usage() {
+  cat <<USAGE
+usage: scripts/demo.sh [--seconds N] [--devices N] [--period MS] [--db PATH]
+
+  --seconds N   stop by itself after N seconds (default: run until Ctrl-C)
+  --devices N   simulated readers to start (default 3)
+  --period MS   sampling period of every channel in milliseconds (default 500)
+  --db PATH     SQLite file the gateway writes (default build/demo/fieldlink.db;
+                kept after the demo so you can query it with sqlite3)
+USAGE
+}
+
+seconds=0 devices=3 period=500 db=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --seconds) seconds="$2"; shift 2 ;;
+    --devices) devices="$2"; shift 2 ;;
+    --period) period="$2"; shift 2 ;;
+    --db) db="$2"; shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "demo: unknown option '$1'" >&2; usage >&2; exit 2 ;;
+  esac
+done
+for n in "$seconds" "$devices" "$period"; do
+  [[ "$n" =~ ^[0-9]+$ ]] || { echo "demo: '$n' is not a whole number" >&2; exit 2; }
+done
+
+scripts/setup.sh
+echo "== building (build/release)"
+cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DFIELDLINK_BUILD_TESTS=OFF >/dev/null
+cmake --build build/release -j "$(nproc)" --target fieldlink-gateway fieldlink-reader
+bin_gateway=$(find build/release -type f -name fieldlink-gateway -perm -u+x | head -1)
+bin_reader=$(find build/release -type f -name fieldlink-reader -perm -u+x | head -1)
+
+run=build/demo
+mkdir -p "$run"
+db=${db:-$run/fieldlink.db}
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mkdir -p "$run/mosquitto-data"
+sed -e "s|^listener .*|listener $port 127.0.0.1|" \
+    -e "s|^persistence_location .*|persistence_location $PWD/$run/mosquitto-data/|" \
+    config/mosquitto/fieldlink.conf >"$run/mosquitto.conf"
+
+pids=()
+cleanup() {
+  trap - EXIT INT TERM
+  echo
+  echo "== stopping (readers drain first: every reading gets stored before they exit)"
+  for pid in "${pids[@]:1}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]:2}"; do wait "$pid" 2>/dev/null || true; done
+  kill -TERM "${pids[1]}" 2>/dev/null || true; wait "${pids[1]}" 2>/dev/null || true
+  kill -TERM "${pids[0]}" 2>/dev/null || true; wait "${pids[0]}" 2>/dev/null || true
+  show
+  echo "database kept: $db   logs: $run/*.log"
+}
+
+show() {
+  sqlite3 -readonly -box "$db" "
+    SELECT device, count(*) AS readings, max(seq) AS last_seq,
+           sum(unix_ms IS NULL) AS unsynced FROM readings GROUP BY device ORDER BY device;
+    SELECT r.device, r.channel, r.seq, round(r.value, 3) AS value,
+           coalesce(strftime('%H:%M:%f', r.unix_ms / 1000.0, 'unixepoch'), 'mono ' || r.mono_ms) AS taken
+      FROM readings r JOIN (SELECT device, channel, max(seq) AS seq FROM readings GROUP BY device, channel) l
+        ON r.device = l.device AND r.seq = l.seq ORDER BY r.device, r.channel;
+    SELECT count(*) AS dead_letters FROM dead_letters;" 2>/dev/null || echo "(no readings yet)"
+}
+
+trap cleanup EXIT INT TERM
+mosquitto -c "$run/mosquitto.conf" >"$run/mosquitto.log" 2>&1 & pids+=($!)
+echo "== mosquitto on 127.0.0.1:$port"
+sleep 0.5
+"$bin_gateway" --broker "tcp://127.0.0.1:$port" --db "$db" --client-id fieldlink-demo-gateway \
+  >"$run/gateway.log" 2>&1 & pids+=($!)
+echo "== gateway writing $db (log $run/gateway.log)"
+for i in $(seq 1 "$devices"); do
+  dev=$(printf "demo-%02d" "$i")
+  "$bin_reader" --device "$dev" --broker "127.0.0.1:$port" --period "$period" \
+    >"$run/$dev.out" 2>"$run/$dev.log" & pids+=($!)
+done
+echo "== $devices readers sampling 3 channels every ${period} ms"
+
+start=$(date +%s)
+while :; do
+  sleep 2
+  echo "---- $(date +%T)"
+  show
+  if [ "$seconds" -gt 0 ] && [ $(( $(date +%s) - start )) -ge "$seconds" ]; then break; fi
+done
