@@ -45,9 +45,9 @@ mkdir -p "$run"
 db=${db:-$run/fieldlink.db}
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 mkdir -p "$run/mosquitto-data"
-sed -e "s|^listener .*|listener $port 127.0.0.1|" \
-    -e "s|^persistence_location .*|persistence_location $PWD/$run/mosquitto-data/|" \
-    config/mosquitto/fieldlink.conf >"$run/mosquitto.conf"
+{ sed -e "s|^listener .*|listener $port 127.0.0.1|" config/mosquitto/fieldlink.conf
+  echo "persistence_location $PWD/$run/mosquitto-data/"
+  echo "user $(id -un)"; } >"$run/mosquitto.conf"
 
 pids=()
 cleanup() {

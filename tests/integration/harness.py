@@ -2,6 +2,7 @@
 the shipped configuration, the gateway and simulated readers, all on 127.0.0.1."""
 
 import contextlib
+import getpass
 import os
 import re
 import signal
@@ -97,8 +98,8 @@ class Process:
 
 
 class Mosquitto(Process):
-    """Mosquitto from config/mosquitto/fieldlink.conf, with only the listener and
-    the persistence folder changed, so the tests exercise the shipped file."""
+    """Mosquitto from config/mosquitto/fieldlink.conf with only the listener
+    changed and a persistence folder added, so the tests exercise the shipped file."""
 
     def __init__(self, workdir, port=None):
         self.port = port or free_port()
@@ -107,8 +108,10 @@ class Mosquitto(Process):
         persistence.mkdir(exist_ok=True)
         text = SHIPPED_MOSQUITTO_CONF.read_text()
         text, listeners = re.subn(r"(?m)^listener .*$", f"listener {self.port} 127.0.0.1", text)
-        text, locations = re.subn(r"(?m)^persistence_location .*$", f"persistence_location {persistence}/", text)
-        assert listeners == 1 and locations == 1, "shipped mosquitto config changed shape"
+        assert listeners == 1, "shipped mosquitto config changed shape"
+        # Debian's main mosquitto.conf supplies these on a gateway host; as root,
+        # mosquitto would otherwise switch to a user that cannot write here.
+        text += f"\npersistence_location {persistence}/\nuser {getpass.getuser()}\n"
         conf.write_text(text)
         super().__init__("mosquitto", ["mosquitto", "-c", conf], workdir)
 
