@@ -189,3 +189,27 @@ def workdir(prefix):
     finally:
         if not keep:
             subprocess.run(["rm", "-rf", path], check=False)
+
+
+def assert_exactly_once(test, readers, db, may_be_unrecorded=()):
+    """Compares the readings the readers recorded with the rows in SQLite: none lost,
+    none doubled, every field equal. `may_be_unrecorded` lists keys that may be stored
+    without a record line (a reader killed between its durable append and the line)."""
+    produced = read_produced([r.record_file for r in readers])
+    stored, row_count = read_stored(db)
+    missing = produced.keys() - stored.keys()
+    extra = stored.keys() - produced.keys() - set(may_be_unrecorded)
+    test.assertFalse(missing, f"{len(missing)} of {len(produced)} readings lost, e.g. {sorted(missing)[:5]}")
+    test.assertFalse(extra, f"{len(extra)} stored readings nobody recorded, e.g. {sorted(extra)[:5]}")
+    test.assertEqual(row_count, len(stored), "duplicate rows")
+    differing = [k for k, v in produced.items() if stored[k] != v]
+    test.assertFalse(differing, f"stored with other fields: {differing[:5]}")
+    return produced
+
+
+def record_count(reader):
+    try:
+        with open(reader.record_file, "rb") as f:
+            return sum(1 for _ in f)
+    except FileNotFoundError:
+        return 0
