@@ -46,7 +46,7 @@ class BadInput(unittest.TestCase):
     def test_json_batch_is_stored_and_acked(self):
         ack_file = self.wd / "ack.bin"
         sub = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(self.broker.port),
-                                "-t", "fieldlink/v1/json-dev/ack", "-C", "1", "-W", "30"],
+                                "-t", "fieldlink/v1/json-dev/ack", "-C", "1", "-W", "30", "-N"],
                                stdout=open(ack_file, "wb"))
         json_batch = ('{"v": 1, "incarnation": "a1", "first_seq": 1, "wall_offset_ms": 1795312677000, '
                       '"readings": [{"ch": 0, "t": 1500, "v": 21.5}, {"ch": 1, "t": 1500, "v": 40.25}]}')
@@ -64,7 +64,9 @@ class BadInput(unittest.TestCase):
         self.assertEqual(len(self.rows("json-dev")), 2, "duplicate batch stored twice")
 
     def test_malformed_payloads_are_dead_lettered_and_block_nobody(self):
-        self.pub("fieldlink/v1/bad-dev/up", "this is not a batch")
+        self.pub("fieldlink/v1/bad-dev/up", "this is not a batch")  # 19 bytes: shorter than any batch
+        long_garbage = "x" * 82  # a valid batch length (44 + 2 * 17 + 4), so the magic is checked
+        self.pub("fieldlink/v1/bad-dev/up", long_garbage)
         bad_json = '{"v": 1, "incarnation": "a1", "first_seq": 0, "readings": []}'
         self.pub("fieldlink/v1/bad-json/up", bad_json)
         good = self.wd / "good.bin"
@@ -74,12 +76,12 @@ class BadInput(unittest.TestCase):
         h.wait_for(lambda: len(self.rows("good-dev")) == 2, 20, "the good batch after the bad ones")
         letters = h.wait_for(
             lambda: (r := h.query(self.db, "SELECT topic, error, payload FROM dead_letters ORDER BY id")) and
-            len(r) == 2 and r, 20, "two dead letters")
-        self.assertEqual(letters[0][0], "fieldlink/v1/bad-dev/up")
-        self.assertEqual(letters[0][1], "bad_magic")
+            len(r) == 3 and r, 20, "three dead letters")
+        self.assertEqual([(t, e) for t, e, _ in letters],
+                         [("fieldlink/v1/bad-dev/up", "truncated"), ("fieldlink/v1/bad-dev/up", "bad_magic"),
+                          ("fieldlink/v1/bad-json/up", "bad_json")])
         self.assertEqual(bytes(letters[0][2]), b"this is not a batch")
-        self.assertEqual(letters[1][0], "fieldlink/v1/bad-json/up")
-        self.assertEqual(letters[1][1], "bad_json")
+        self.assertEqual(bytes(letters[1][2]), long_garbage.encode())
         self.assertEqual([r[3] for r in self.rows("good-dev")], [21.5, 40.25])
         self.assertTrue(self.gateway.running())
 

@@ -1,0 +1,160 @@
+// fieldlink-reader: the reader firmware's portable core on the host board.
+#include <signal.h>
+
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "fieldlink/boards/host/monotonic_clock.hpp"
+#include "fieldlink/boards/host/simulated_sensors.hpp"
+#include "fieldlink/boards/host/system_random.hpp"
+#include "fieldlink/boards/host/tcp_transport.hpp"
+#include "fieldlink/reader/ram_store.hpp"
+#include "fieldlink/reader/reader.hpp"
+#include "host_events.hpp"
+#include "fieldlink/boards/host/options.hpp"
+
+#ifndef FIELDLINK_VERSION
+#define FIELDLINK_VERSION "0.0.0"
+#endif
+
+namespace fieldlink::boards::host {
+namespace {
+
+constexpr int kExitDrained = 0;
+constexpr int kExitError = 1;
+constexpr int kExitNotDrained = 3;
+// Longest single wait, so --duration and the drain deadline are checked in time.
+constexpr std::uint32_t kMaxWaitMs = 1'000;
+
+volatile sig_atomic_t g_stop_signals = 0;
+
+void on_stop_signal(int) { g_stop_signals = g_stop_signals + 1; }
+
+void install_signal_handlers() {
+    struct sigaction action {};
+    action.sa_handler = on_stop_signal;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = 0;  // no SA_RESTART: a signal interrupts poll() and sleeps at once
+    sigaction(SIGINT, &action, nullptr);
+    sigaction(SIGTERM, &action, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+std::uint32_t wait_until(std::uint64_t deadline, std::uint64_t now, std::uint32_t cap) {
+    if (deadline <= now) return 0;
+    return deadline - now < cap ? static_cast<std::uint32_t>(deadline - now) : cap;
+}
+
+int run(const Options& options) {
+    const Logger log(options.log_level, options.device);
+    SystemRandom random;
+    std::uint64_t incarnation = options.incarnation.value_or(0);
+    while (!options.incarnation && incarnation == 0) incarnation = random.next_u64();
+
+    RecordFile record;
+    if (!options.record_file.empty() && !record.open(options.record_file)) {
+        log.log(LogLevel::Error, "cannot open record file {}: {}", options.record_file, std::strerror(errno));
+        return kExitError;
+    }
+
+    MonotonicClock clock;
+    TcpTransport transport;
+    SimulatedSensors sensors(sensor_seed(options.device, options.seed), options.channel_periods_ms);
+    std::vector<reader::RamSlot> slots(options.buffer);
+    reader::RamSpanStore store(incarnation, options.full_policy, std::span<reader::RamSlot>(slots));
+    auto memory = std::make_unique<reader::ReaderMemory<protocol::kMaxRecordsPerBatch>>();
+    HostEvents events(log, options.record_file.empty() ? nullptr : &record, options.device, incarnation);
+
+    reader::ReaderConfig config;
+    config.device_id = options.device.c_str();
+    config.firmware_version = "host-" FIELDLINK_VERSION;
+    config.broker_host = options.broker_host.c_str();
+    config.broker_port = options.broker_port;
+    config.keep_alive_s = options.keep_alive_s;
+    config.connect_timeout_ms = options.connect_timeout_ms;
+    config.ack_timeout_ms = options.ack_timeout_ms;
+    config.batch_size = options.batch_size;
+    config.window = options.window;
+    config.backoff_initial_ms = options.reconnect_min_ms;
+    config.backoff_max_ms = options.reconnect_max_ms;
+    config.channel_count = static_cast<std::uint16_t>(options.channel_periods_ms.size());
+    for (std::size_t ch = 0; ch < options.channel_periods_ms.size(); ++ch) {
+        config.channel_period_ms[ch] = options.channel_periods_ms[ch];
+    }
+
+    reader::Reader reader(config, store, transport, clock, random, sensors, memory->buffers(), &events);
+    if (const reader::ReaderStatus status = reader.start(); status != reader::ReaderStatus::Ok) {
+        log.log(LogLevel::Error, "cannot start the reader: {}", reader::to_string(status));
+        return kExitError;
+    }
+    log.log(LogLevel::Info, "incarnation {:016x}, {} channels, broker {}:{}, batch {} x window {}", incarnation,
+            options.channel_periods_ms.size(), options.broker_host, options.broker_port, options.batch_size,
+            options.window);
+
+    install_signal_handlers();
+    const std::uint64_t stop_at = options.duration_s > 0 ? options.duration_s * 1000 : UINT64_MAX;
+    bool draining = false;
+    std::uint64_t drain_deadline = 0;
+    int exit_code = kExitNotDrained;
+    for (;;) {
+        const std::uint64_t now = clock.now_ms();
+        if (!draining && (g_stop_signals > 0 || now >= stop_at)) {
+            draining = true;
+            reader.stop_sampling();
+            drain_deadline = now + options.drain_timeout_s * 1000;
+            const reader::ReaderCounters c = reader.counters();
+            log.log(LogLevel::Info, "stopping: {} of {} readings acknowledged; draining for up to {} s",
+                    c.acked_through, c.produced, options.drain_timeout_s);
+        }
+        if (events.record_failed()) {
+            exit_code = kExitError;
+            break;
+        }
+        if (draining) {
+            if (reader.drained()) {
+                exit_code = kExitDrained;
+                break;
+            }
+            if (now >= drain_deadline || g_stop_signals > 1) {
+                log.log(LogLevel::Warn, "drain {}: readings after seq {} are not acknowledged",
+                        g_stop_signals > 1 ? "interrupted" : "timed out", reader.acked_through());
+                break;
+            }
+        }
+        reader.poll(wait_until(draining ? drain_deadline : stop_at, now, kMaxWaitMs));
+    }
+    reader.shutdown();
+
+    const reader::ReaderCounters c = reader.counters();
+    log.log(LogLevel::Info,
+            "batches sent {}, acks accepted {} (stale {}, foreign {}, invalid {}), refused {}, sensor errors {}, "
+            "store errors {}, connect failures {}",
+            c.batches_sent, c.acks_accepted, c.acks_stale, c.acks_foreign, c.acks_invalid, c.refused, c.sensor_errors,
+            c.store_errors, c.connect_failures);
+    std::printf("summary device=%s incarnation=%016llx produced=%llu acked_through=%llu dropped=%llu "
+                "reconnects=%llu resends=%llu\n",
+                options.device.c_str(), static_cast<unsigned long long>(incarnation),
+                static_cast<unsigned long long>(c.produced), static_cast<unsigned long long>(c.acked_through),
+                static_cast<unsigned long long>(c.dropped), static_cast<unsigned long long>(c.reconnects),
+                static_cast<unsigned long long>(c.resends));
+    std::fflush(stdout);
+    return exit_code;
+}
+
+}  // namespace
+}  // namespace fieldlink::boards::host
+
+int main(int argc, char** argv) {
+    int exit_code = 0;
+    const auto options = fieldlink::boards::host::parse_options(argc, argv, &exit_code);
+    if (!options) return exit_code;
+    try {
+        return fieldlink::boards::host::run(*options);
+    } catch (const std::exception& error) {
+        std::fprintf(stderr, "fieldlink-reader: %s\n", error.what());
+        return 1;
+    }
+}

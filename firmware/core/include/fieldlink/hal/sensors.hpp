@@ -1,0 +1,31 @@
+// The device's sensor channels, each read as one number.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace fieldlink::hal {
+
+enum class SensorStatus : std::uint8_t {
+    Ok = 0,
+    NoSuchChannel,  // channel >= channel_count()
+    NotReady,       // the sensor has no fresh value yet; try again at the next period
+    Error,          // the sensor failed (bus error, out of range, ...)
+};
+
+class Sensors {
+public:
+    // Number of channels; valid channels are 0 .. channel_count() - 1.
+    virtual std::size_t channel_count() const = 0;
+
+    // Takes one reading of `channel` into *value.
+    virtual SensorStatus read(std::uint8_t channel, double* value) = 0;
+
+protected:
+    ~Sensors() = default;
+};
+
+// Stable name of a status ("not_ready", ...), for logs.
+const char* to_string(SensorStatus status) noexcept;
+
+}  // namespace fieldlink::hal

@@ -1,0 +1,47 @@
+// The saver's view of its database: the seam between the pipeline and SQLite.
+// Every call may throw (std::runtime_error or a subclass such as
+// sqlite::Error with the SQLite codes); the pipeline then rolls back, does not
+// ack, and retries.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+
+#include "fieldlink/gateway/message.hpp"
+#include "fieldlink/gateway/watermark.hpp"
+
+namespace fieldlink::gateway {
+
+struct InsertCounts {
+    std::uint64_t inserted = 0;
+    std::uint64_t duplicates = 0;  // already stored under the same (device, incarnation, seq)
+};
+
+// One write transaction. The destructor rolls back unless commit() succeeded.
+class StoreTransaction {
+public:
+    virtual ~StoreTransaction() = default;
+
+    // INSERT OR IGNORE of every record. unix_ms = mono_ms + wall_offset_ms, or
+    // NULL when wall_offset_ms is empty.
+    virtual InsertCounts insert_readings(const ReadingBatch& batch, std::optional<std::int64_t> wall_offset_ms,
+                                         std::int64_t received_unix_ms) = 0;
+    // Sets unix_ms = mono_ms + wall_offset_ms on this boot's rows that are still NULL. Returns rows changed.
+    virtual std::uint64_t fill_unix_time(const DeviceKey& key, std::uint32_t boot, std::int64_t wall_offset_ms) = 0;
+    virtual void save_watermark(const DeviceKey& key, std::uint64_t watermark, std::int64_t now_unix_ms) = 0;
+    virtual void add_dead_letter(const Rejected& rejected, std::int64_t received_unix_ms) = 0;
+    virtual void upsert_device(const DeviceStatus& status, std::int64_t received_unix_ms) = 0;
+
+    // Durable when it returns (as durable as the synchronous setting makes it).
+    virtual void commit() = 0;
+};
+
+class Store : public WatermarkSource {
+public:
+    virtual ~Store() = default;
+
+    virtual std::unique_ptr<StoreTransaction> begin() = 0;
+};
+
+}  // namespace fieldlink::gateway

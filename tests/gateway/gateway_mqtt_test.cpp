@@ -1,0 +1,345 @@
+// The gateway core against a real Mosquitto on a free 127.0.0.1 port: a
+// device-like Paho client publishes binary batches, the gateway stores them in
+// a real SQLite file and the device receives the commit ack.
+// (The multi-process end-to-end tests live in tests/integration.)
+#include <gtest/gtest.h>
+#include <mqtt/async_client.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <deque>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "fieldlink/gateway/paho_broker_link.hpp"
+#include "fieldlink/gateway/saver.hpp"
+#include "fieldlink/gateway/sqlite_store.hpp"
+#include "test_support.hpp"
+
+extern char** environ;
+
+namespace fieldlink::gateway {
+namespace {
+
+using namespace std::chrono_literals;
+using test::BatchSpec;
+
+// Generous limits for a loaded CI machine; they only bound a failing test.
+constexpr auto kStartupLimit = 20s;
+constexpr auto kMessageLimit = 30s;
+
+int free_loopback_port() {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = 0;
+    socklen_t length = sizeof(address);
+    if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
+        getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    close(fd);
+    return ntohs(address.sin_port);
+}
+
+bool port_accepts(int port) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = htons(static_cast<std::uint16_t>(port));
+    const bool ok = fd >= 0 && connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
+    if (fd >= 0) close(fd);
+    return ok;
+}
+
+// Polls `condition` until it holds or `limit` passes.
+template <typename Condition>
+bool eventually(Condition condition, std::chrono::steady_clock::duration limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!condition()) {
+        if (std::chrono::steady_clock::now() > deadline) return false;
+        std::this_thread::sleep_for(20ms);
+    }
+    return true;
+}
+
+// A private Mosquitto: own config, own port, stopped (SIGTERM, then reaped) by the destructor.
+class Mosquitto {
+public:
+    Mosquitto(const test::TempDir& dir, int port) : port_(port), log_path_(dir.file("mosquitto.log")) {
+        const std::string config_path = dir.file("mosquitto.conf");
+        std::ofstream(config_path) << "listener " << port << " 127.0.0.1\n"
+                                   << "allow_anonymous true\n"
+                                   << "persistence false\n"
+                                   << "max_queued_messages 0\n";
+        posix_spawn_file_actions_t actions;
+        posix_spawn_file_actions_init(&actions);
+        posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                         0644);
+        posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+        const std::string program = FIELDLINK_MOSQUITTO;
+        char* argv[] = {const_cast<char*>(program.c_str()), const_cast<char*>("-c"),
+                        const_cast<char*>(config_path.c_str()), nullptr};
+        if (posix_spawn(&pid_, program.c_str(), &actions, nullptr, argv, environ) != 0) pid_ = -1;
+        posix_spawn_file_actions_destroy(&actions);
+    }
+    ~Mosquitto() { stop(); }
+
+    bool wait_ready() {
+        return pid_ > 0 && eventually([&] { return port_accepts(port_) || exited(); }, kStartupLimit) && !exited();
+    }
+    void stop() {
+        if (pid_ <= 0) return;
+        kill(pid_, SIGTERM);
+        waitpid(pid_, nullptr, 0);
+        pid_ = -1;
+    }
+    std::string log() const {
+        std::ifstream file(log_path_);
+        std::stringstream text;
+        text << file.rdbuf();
+        return text.str();
+    }
+
+private:
+    bool exited() {
+        int status = 0;
+        if (waitpid(pid_, &status, WNOHANG) == pid_) {
+            pid_ = -1;
+            return true;
+        }
+        return pid_ <= 0;
+    }
+
+    int port_;
+    std::string log_path_;
+    pid_t pid_ = -1;
+};
+
+// The gateway's parts wired as in main.cpp.
+class Gateway {
+public:
+    Gateway(const std::string& db_path, int port, Logger& log, const SaverSettings& saver_settings = {})
+        : log_(log) {
+        StoreOptions options;
+        options.path = db_path;
+        store_ = std::make_unique<SqliteStore>(options);
+        MqttSettings mqtt;
+        mqtt.broker_uri = "tcp://127.0.0.1:" + std::to_string(port);
+        mqtt.client_id = "fieldlink-gateway-test";
+        mqtt.connect_retry_min = 50ms;
+        mqtt.connect_retry_max = 200ms;
+        link_ = std::make_unique<PahoBrokerLink>(mqtt, log_);
+        saver_ = std::make_unique<Saver>(saver_settings, *store_, *link_, clock_, log_, stats_);
+        link_->set_message_handler(
+            [this](std::string_view topic, std::span<const std::uint8_t> payload) { saver_->submit(topic, payload); });
+        saver_->start();
+        link_->start();
+    }
+    ~Gateway() { stop(); }
+
+    void stop() {
+        if (!saver_) return;
+        saver_->stop();
+        link_->stop();
+        saver_.reset();
+        link_.reset();
+    }
+    PahoBrokerLink& link() { return *link_; }
+    Stats& stats() { return stats_; }
+
+private:
+    Logger& log_;
+    SystemClock clock_;
+    Stats stats_;
+    std::unique_ptr<SqliteStore> store_;
+    std::unique_ptr<PahoBrokerLink> link_;
+    std::unique_ptr<Saver> saver_;
+};
+
+// A device stand-in: publishes batches at QoS 1 and listens on its ack topic.
+class Device {
+public:
+    Device(int port, const std::string& id)
+        : id_(id), client_("tcp://127.0.0.1:" + std::to_string(port), "test-device-" + id,
+                           static_cast<mqtt::iclient_persistence*>(nullptr)) {
+        client_.start_consuming();
+        auto options = mqtt::connect_options_builder().clean_session(true).finalize();
+        client_.connect(options)->wait_for(kStartupLimit);
+        client_.subscribe("fieldlink/v1/" + id_ + "/ack", 0)->wait_for(kStartupLimit);
+    }
+    ~Device() {
+        try {
+            client_.disconnect()->wait_for(5s);
+        } catch (const mqtt::exception&) {
+        }
+    }
+    void publish(const std::vector<std::uint8_t>& payload) { publish_async(payload)->wait_for(kMessageLimit); }
+    mqtt::delivery_token_ptr publish_async(const std::vector<std::uint8_t>& payload) {
+        return client_.publish("fieldlink/v1/" + id_ + "/up", payload.data(), payload.size(), 1, false);
+    }
+    // The next ack, or nullopt after the limit.
+    std::optional<protocol::Ack> next_ack() {
+        mqtt::const_message_ptr message;
+        if (!client_.try_consume_message_for(&message, kMessageLimit) || !message) return std::nullopt;
+        const std::string& payload = message->get_payload();
+        protocol::Ack ack;
+        if (protocol::decode_ack(reinterpret_cast<const std::uint8_t*>(payload.data()), payload.size(), &ack) !=
+            protocol::Status::Ok) {
+            return std::nullopt;
+        }
+        return ack;
+    }
+
+private:
+    std::string id_;
+    mqtt::async_client client_;
+};
+
+std::int64_t count(const std::string& db_path, const std::string& sql) {
+    sqlite::Database db(db_path);
+    sqlite::Statement select = db.prepare(sql);
+    select.step();
+    return select.column_int64(0);
+}
+
+class GatewayMqttTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        port_ = free_loopback_port();
+        ASSERT_GT(port_, 0);
+        db_path_ = dir_.file("fieldlink.db");
+    }
+
+    test::TempDir dir_;
+    int port_ = -1;
+    std::string db_path_;
+};
+
+TEST_F(GatewayMqttTest, BinaryBatchIsStoredAndAcked) {
+    Mosquitto broker(dir_, port_);
+    ASSERT_TRUE(broker.wait_ready()) << broker.log();
+    Gateway gateway(db_path_, port_, test::quiet_logger());
+    ASSERT_TRUE(eventually([&] { return gateway.link().subscribed(); }, kStartupLimit)) << broker.log();
+
+    Device device(port_, "dev-1");
+    BatchSpec spec;
+    spec.incarnation = 0xFEEDFACECAFEBEEFull;
+    spec.count = 5;
+    device.publish(test::encode(spec));
+    const auto ack = device.next_ack();
+    ASSERT_TRUE(ack);
+    EXPECT_EQ(ack->incarnation, spec.incarnation);
+    EXPECT_EQ(ack->watermark, 5u);
+    EXPECT_GT(ack->gateway_unix_ms, 0);
+    // The ack is only sent after the commit: the rows are there now.
+    EXPECT_EQ(count(db_path_, "SELECT count(*) FROM readings WHERE device = 'dev-1'"), 5);
+
+    // A redelivery is harmless and acked again.
+    device.publish(test::encode(spec));
+    const auto again = device.next_ack();
+    ASSERT_TRUE(again);
+    EXPECT_EQ(again->watermark, 5u);
+    EXPECT_EQ(count(db_path_, "SELECT count(*) FROM readings"), 5);
+
+    // Garbage goes to the dead letters and the next good batch still goes through.
+    device.publish({'j', 'u', 'n', 'k'});
+    spec.first_seq = 6;
+    spec.count = 1;
+    device.publish(test::encode(spec));
+    const auto after = device.next_ack();
+    ASSERT_TRUE(after);
+    EXPECT_EQ(after->watermark, 6u);
+    gateway.stop();
+    EXPECT_EQ(count(db_path_, "SELECT count(*) FROM dead_letters WHERE error = 'truncated'"), 1);
+}
+
+TEST_F(GatewayMqttTest, BrokerKeepsMessagesWhileTheGatewayIsDown) {
+    Mosquitto broker(dir_, port_);
+    ASSERT_TRUE(broker.wait_ready()) << broker.log();
+    {
+        // First run creates the persistent session and its subscriptions.
+        Gateway gateway(db_path_, port_, test::quiet_logger());
+        ASSERT_TRUE(eventually([&] { return gateway.link().subscribed(); }, kStartupLimit));
+    }
+    Device device(port_, "dev-2");
+    BatchSpec spec;
+    spec.count = 3;
+    device.publish(test::encode(spec));  // nobody is reading now
+
+    Gateway gateway(db_path_, port_, test::quiet_logger());
+    const auto ack = device.next_ack();
+    ASSERT_TRUE(ack) << "the broker should have queued the batch for the gateway's session";
+    EXPECT_EQ(ack->watermark, 3u);
+    EXPECT_EQ(count(db_path_, "SELECT count(*) FROM readings WHERE device = 'dev-2'"), 3);
+}
+
+// Paho holds its client mutex while our message callback blocks on a full
+// queue; acks must still flow (regression: the writer used to call Paho and deadlock).
+TEST_F(GatewayMqttTest, FullQueueNeverDeadlocksTheAcks) {
+    Mosquitto broker(dir_, port_);
+    ASSERT_TRUE(broker.wait_ready()) << broker.log();
+    SaverSettings tiny;
+    tiny.queue_capacity = 1;
+    tiny.batch_max_rows = 1;
+    tiny.batch_max_delay = std::chrono::milliseconds(0);
+    Gateway gateway(db_path_, port_, test::quiet_logger(), tiny);
+    ASSERT_TRUE(eventually([&] { return gateway.link().subscribed(); }, kStartupLimit));
+
+    Device device(port_, "dev-4");
+    constexpr std::uint64_t kBatches = 300;
+    constexpr std::size_t kWindow = 8;  // batches in flight, like a reader
+    std::deque<mqtt::delivery_token_ptr> in_flight;
+    BatchSpec spec;
+    spec.count = 2;
+    for (std::uint64_t b = 0; b < kBatches; ++b) {
+        if (in_flight.size() == kWindow) {
+            in_flight.front()->wait_for(kMessageLimit);
+            in_flight.pop_front();
+        }
+        spec.first_seq = 1 + 2 * b;
+        in_flight.push_back(device.publish_async(test::encode(spec)));
+    }
+    for (auto& token : in_flight) token->wait_for(kMessageLimit);
+    std::uint64_t watermark = 0;
+    while (watermark < 2 * kBatches) {
+        const auto ack = device.next_ack();
+        ASSERT_TRUE(ack) << "acks stopped at watermark " << watermark;
+        watermark = std::max(watermark, ack->watermark);
+    }
+    EXPECT_EQ(watermark, 2 * kBatches);
+    EXPECT_EQ(count(db_path_, "SELECT count(*) FROM readings WHERE device = 'dev-4'"),
+              static_cast<std::int64_t>(2 * kBatches));
+}
+
+TEST_F(GatewayMqttTest, KeepsRetryingUntilTheBrokerAppears) {
+    Gateway gateway(db_path_, port_, test::quiet_logger());
+    // No broker yet: the first connection attempts fail and are retried.
+    Mosquitto broker(dir_, port_);
+    ASSERT_TRUE(broker.wait_ready()) << broker.log();
+    ASSERT_TRUE(eventually([&] { return gateway.link().subscribed(); }, kStartupLimit));
+
+    Device device(port_, "dev-3");
+    device.publish(test::encode(BatchSpec{}));
+    const auto ack = device.next_ack();
+    ASSERT_TRUE(ack);
+    EXPECT_EQ(ack->watermark, 2u);
+}
+
+}  // namespace
+}  // namespace fieldlink::gateway

@@ -1,0 +1,403 @@
+// The pipeline with a real SQLite file, a recording ack publisher and a fixed clock.
+#include "fieldlink/gateway/saver.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fieldlink/gateway/sqlite_store.hpp"
+#include "test_support.hpp"
+
+namespace fieldlink::gateway {
+namespace {
+
+using test::BatchSpec;
+
+constexpr std::int64_t kNow = 1'795'312'677'000;
+
+std::int64_t count(sqlite::Database& db, const std::string& sql) {
+    sqlite::Statement select = db.prepare(sql);
+    select.step();
+    return select.column_int64(0);
+}
+
+std::vector<std::optional<std::int64_t>> unix_times(sqlite::Database& db, const std::string& device) {
+    sqlite::Statement select = db.prepare("SELECT unix_ms FROM readings WHERE device = ?1 ORDER BY seq");
+    select.bind_text(1, device);
+    std::vector<std::optional<std::int64_t>> result;
+    while (select.step())
+        result.push_back(select.column_is_null(0) ? std::nullopt : std::optional(select.column_int64(0)));
+    return result;
+}
+
+// Wraps the real store and can make commits fail, like a full disk.
+class FlakyStore final : public Store {
+public:
+    explicit FlakyStore(Store& inner) : inner_(inner) {}
+
+    std::atomic<int> failures_left{0};
+    std::atomic<int> attempts{0};
+
+    std::unique_ptr<StoreTransaction> begin() override {
+        return std::make_unique<Transaction>(*this, inner_.begin());
+    }
+    StoredWatermark load_watermark(const DeviceKey& key) override { return inner_.load_watermark(key); }
+
+private:
+    class Transaction final : public StoreTransaction {
+    public:
+        Transaction(FlakyStore& owner, std::unique_ptr<StoreTransaction> inner)
+            : owner_(owner), inner_(std::move(inner)) {}
+        InsertCounts insert_readings(const ReadingBatch& b, std::optional<std::int64_t> o, std::int64_t r) override {
+            return inner_->insert_readings(b, o, r);
+        }
+        std::uint64_t fill_unix_time(const DeviceKey& k, std::uint32_t b, std::int64_t o) override {
+            return inner_->fill_unix_time(k, b, o);
+        }
+        void save_watermark(const DeviceKey& k, std::uint64_t w, std::int64_t n) override {
+            inner_->save_watermark(k, w, n);
+        }
+        void add_dead_letter(const Rejected& r, std::int64_t t) override { inner_->add_dead_letter(r, t); }
+        void upsert_device(const DeviceStatus& s, std::int64_t t) override { inner_->upsert_device(s, t); }
+        void commit() override {
+            ++owner_.attempts;
+            if (owner_.failures_left.load() > 0) {
+                --owner_.failures_left;
+                throw std::runtime_error("simulated: database or disk is full");
+            }
+            inner_->commit();
+        }
+
+    private:
+        FlakyStore& owner_;
+        std::unique_ptr<StoreTransaction> inner_;
+    };
+
+    Store& inner_;
+};
+
+class SaverTest : public ::testing::Test {
+protected:
+    SaverTest() {
+        StoreOptions options;
+        options.path = dir_.file("fieldlink.db");
+        store_ = std::make_unique<SqliteStore>(options);
+    }
+
+    // batch_rows = 1: every message is its own transaction, so acks are deterministic.
+    std::unique_ptr<Saver> make_saver(Store& store, std::size_t batch_rows = 1) {
+        SaverSettings settings;
+        settings.batch_max_rows = batch_rows;
+        settings.batch_max_delay = std::chrono::milliseconds(20);
+        settings.queue_capacity = 16;
+        settings.retry_min = std::chrono::milliseconds(1);
+        settings.retry_max = std::chrono::milliseconds(2);
+        auto saver = std::make_unique<Saver>(settings, store, publisher_, clock_, test::quiet_logger(), stats_);
+        saver->start();
+        return saver;
+    }
+    std::unique_ptr<Saver> make_saver(std::size_t batch_rows = 1) { return make_saver(*store_, batch_rows); }
+
+    static bool submit(Saver& saver, const BatchSpec& spec, const std::string& device = "dev-1") {
+        const auto payload = test::encode(spec);
+        return saver.submit("fieldlink/v1/" + device + "/up", payload);
+    }
+
+    sqlite::Database& db() { return store_->database(); }
+
+    test::TempDir dir_;
+    std::unique_ptr<SqliteStore> store_;
+    test::RecordingPublisher publisher_;
+    test::FixedClock clock_{kNow};
+    Stats stats_;
+};
+
+TEST_F(SaverTest, BatchIsStoredThenAcked) {
+    auto saver = make_saver();
+    BatchSpec spec;
+    spec.count = 3;
+    ASSERT_TRUE(submit(*saver, spec));
+    saver->flush();
+
+    EXPECT_EQ(count(db(), "SELECT count(*) FROM readings"), 3);
+    const auto acks = publisher_.acks_for("dev-1");
+    ASSERT_EQ(acks.size(), 1u);
+    EXPECT_EQ(acks[0].incarnation, 0xa1u);
+    EXPECT_EQ(acks[0].watermark, 3u);
+    EXPECT_EQ(acks[0].gateway_unix_ms, kNow);
+    EXPECT_EQ(count(db(), "SELECT watermark FROM watermarks WHERE device = 'dev-1'"), 3);
+    EXPECT_EQ(count(db(), "SELECT received_unix_ms FROM readings LIMIT 1"), kNow);
+    const StatsSnapshot s = stats_.snapshot();
+    EXPECT_EQ(s.received, 1u);
+    EXPECT_EQ(s.stored, 3u);
+    EXPECT_EQ(s.duplicates, 0u);
+    EXPECT_EQ(s.acks_sent, 1u);
+}
+
+TEST_F(SaverTest, DuplicateBatchIsStoredOnceAndAckedAgain) {
+    auto saver = make_saver();
+    BatchSpec spec;
+    ASSERT_TRUE(submit(*saver, spec));
+    ASSERT_TRUE(submit(*saver, spec));
+    saver->flush();
+
+    EXPECT_EQ(count(db(), "SELECT count(*) FROM readings"), 2);
+    const auto acks = publisher_.acks_for("dev-1");
+    ASSERT_EQ(acks.size(), 2u) << "an all-duplicate batch is acked too";
+    EXPECT_EQ(acks[1].watermark, 2u);
+    EXPECT_EQ(stats_.snapshot().duplicates, 2u);
+}
+
+TEST_F(SaverTest, GapHoldsTheAckedWatermarkUntilFilled) {
+    auto saver = make_saver();
+    BatchSpec spec;
+    spec.count = 10;
+    ASSERT_TRUE(submit(*saver, spec));  // 1..10
+    spec.first_seq = 21;
+    ASSERT_TRUE(submit(*saver, spec));  // 21..30
+    saver->flush();
+    EXPECT_EQ(publisher_.acks_for("dev-1").back().watermark, 10u);
+    spec.first_seq = 11;
+    ASSERT_TRUE(submit(*saver, spec));  // the gap
+    saver->flush();
+    EXPECT_EQ(publisher_.acks_for("dev-1").back().watermark, 30u);
+}
+
+TEST_F(SaverTest, FloorAdvancesPastReadingsTheDeviceDropped) {
+    auto saver = make_saver();
+    BatchSpec spec;
+    spec.count = 5;
+    ASSERT_TRUE(submit(*saver, spec));  // 1..5
+    spec.first_seq = 51;
+    spec.floor_seq = 51;  // 6..50 were dropped by the device's spool policy
+    ASSERT_TRUE(submit(*saver, spec));
+    saver->flush();
+    EXPECT_EQ(publisher_.acks_for("dev-1").back().watermark, 55u);
+}
+
+TEST_F(SaverTest, WatermarkSurvivesARestart) {
+    BatchSpec spec;
+    spec.count = 10;
+    {
+        auto saver = make_saver();
+        ASSERT_TRUE(submit(*saver, spec));  // 1..10
+        spec.first_seq = 21;
+        ASSERT_TRUE(submit(*saver, spec));  // 21..30, gap 11..20
+        saver->stop();
+    }
+    // A new process: new Saver, new store object, same file.
+    store_.reset();
+    StoreOptions options;
+    options.path = dir_.file("fieldlink.db");
+    store_ = std::make_unique<SqliteStore>(options);
+    auto saver = make_saver();
+    spec.first_seq = 11;
+    ASSERT_TRUE(submit(*saver, spec));
+    saver->flush();
+    EXPECT_EQ(publisher_.acks_for("dev-1").back().watermark, 30u) << "the range 21..30 was rebuilt from the readings";
+}
+
+TEST_F(SaverTest, MalformedMessagesAreDeadLetteredAndBlockNobody) {
+    auto saver = make_saver();
+    ASSERT_TRUE(saver->submit("fieldlink/v1/bad/up", test::bytes(std::string(48, 'x'))));
+    ASSERT_TRUE(saver->submit("fieldlink/v1/bad-json/up", test::bytes(R"({"v": 2})")));
+    ASSERT_TRUE(saver->submit("not/a/fieldlink/topic", test::bytes("x")));
+    ASSERT_TRUE(submit(*saver, BatchSpec{}, "good"));
+    saver->flush();
+
+    EXPECT_EQ(count(db(), "SELECT count(*) FROM readings WHERE device = 'good'"), 2);
+    EXPECT_EQ(count(db(), "SELECT count(*) FROM dead_letters"), 3);
+    sqlite::Statement select = db().prepare("SELECT topic, error, payload FROM dead_letters ORDER BY id");
+    ASSERT_TRUE(select.step());
+    EXPECT_EQ(select.column_text(0), "fieldlink/v1/bad/up");
+    EXPECT_EQ(select.column_text(1), "bad_magic");
+    EXPECT_EQ(select.column_text(2), std::string(48, 'x'));
+    ASSERT_TRUE(select.step());
+    EXPECT_EQ(select.column_text(1), "bad_json");
+    ASSERT_TRUE(select.step());
+    EXPECT_EQ(select.column_text(1), "bad_topic");
+
+    EXPECT_TRUE(publisher_.acks_for("bad").empty()) << "no ack for a rejected batch";
+    EXPECT_EQ(publisher_.acks_for("good").size(), 1u);
+    const StatsSnapshot s = stats_.snapshot();
+    EXPECT_EQ(s.malformed.at("bad_magic"), 1u);
+    EXPECT_EQ(s.malformed.at("bad_json"), 1u);
+    EXPECT_EQ(s.malformed.at("bad_topic"), 1u);
+    EXPECT_EQ(s.dead_letters, 3u);
+}
+
+TEST_F(SaverTest, StatusIsStoredAndEmptyStatusIgnored) {
+    auto saver = make_saver();
+    protocol::StatusMessage status;
+    status.state = protocol::DeviceState::Online;
+    status.incarnation = 0xa1;
+    status.boot = 2;
+    std::strcpy(status.firmware_version, "0.1.0");
+    std::uint8_t payload[protocol::kMaxStatusSize];
+    std::size_t written = 0;
+    ASSERT_EQ(protocol::encode_status(status, payload, sizeof(payload), &written), protocol::Status::Ok);
+    ASSERT_TRUE(saver->submit("fieldlink/v1/dev-1/status", std::span(payload, written)));
+    ASSERT_TRUE(saver->submit("fieldlink/v1/dev-2/status", {}));
+    saver->flush();
+    EXPECT_EQ(count(db(), "SELECT count(*) FROM devices"), 1);
+    EXPECT_EQ(count(db(), "SELECT online FROM devices WHERE device = 'dev-1'"), 1);
+    EXPECT_EQ(count(db(), "SELECT count(*) FROM dead_letters"), 0);
+    EXPECT_TRUE(publisher_.published().empty()) << "statuses are not acked";
+}
+
+TEST_F(SaverTest, TimeRuleFillsEarlierRowsOfTheBootOnceTheOffsetIsKnown) {
+    auto saver = make_saver();
+    BatchSpec spec;
+    spec.boot = 1;
+    spec.count = 2;
+    spec.mono_start_ms = 1000;
+    ASSERT_TRUE(submit(*saver, spec));  // 1..2 without offset
+    BatchSpec other_boot = spec;
+    other_boot.boot = 2;
+    other_boot.first_seq = 3;
+    ASSERT_TRUE(submit(*saver, other_boot));  // 3..4 in boot 2, no offset
+    saver->flush();
+    EXPECT_EQ(unix_times(db(), "dev-1"), (std::vector<std::optional<std::int64_t>>{std::nullopt, std::nullopt,
+                                                                                  std::nullopt, std::nullopt}));
+
+    BatchSpec synced = spec;
+    synced.first_seq = 5;
+    synced.offset_known = true;
+    synced.wall_offset_ms = 1'000'000;
+    synced.mono_start_ms = 5000;
+    ASSERT_TRUE(submit(*saver, synced));  // 5..6, boot 1, offset known
+    saver->flush();
+    EXPECT_EQ(unix_times(db(), "dev-1"),
+              (std::vector<std::optional<std::int64_t>>{1'001'000, 1'001'100, std::nullopt, std::nullopt, 1'005'000,
+                                                        1'005'100}));
+    EXPECT_EQ(stats_.snapshot().unix_ms_filled, 2u);
+
+    // A late batch of boot 1 that was sent before the device knew the offset.
+    BatchSpec late = spec;
+    late.first_seq = 7;
+    late.mono_start_ms = 2000;
+    ASSERT_TRUE(submit(*saver, late));
+    saver->flush();
+    const auto times = unix_times(db(), "dev-1");
+    EXPECT_EQ(times[6], 1'002'000) << "the boot's offset learnt earlier in this run applies";
+}
+
+TEST_F(SaverTest, FailedCommitIsNotAckedAndIsRetried) {
+    FlakyStore flaky(*store_);
+    flaky.failures_left = 3;
+    auto saver = make_saver(flaky);
+    BatchSpec spec;
+    ASSERT_TRUE(submit(*saver, spec));
+    saver->flush();
+    EXPECT_EQ(flaky.attempts.load(), 4);
+    EXPECT_EQ(count(db(), "SELECT count(*) FROM readings"), 2);
+    const auto acks = publisher_.acks_for("dev-1");
+    ASSERT_EQ(acks.size(), 1u) << "one ack, after the commit that worked";
+    EXPECT_EQ(acks[0].watermark, 2u);
+    EXPECT_EQ(stats_.snapshot().commit_failures, 3u);
+}
+
+TEST_F(SaverTest, FailedCommitLeavesNoTraceInTheWatermark) {
+    FlakyStore flaky(*store_);
+    auto saver = make_saver(flaky);
+    BatchSpec spec;
+    spec.count = 5;
+    ASSERT_TRUE(submit(*saver, spec));
+    saver->flush();
+    ASSERT_EQ(publisher_.acks_for("dev-1").back().watermark, 5u);
+    // Now the database fails for a while, then works again: the ack must be computed
+    // from what was committed, not from the failed attempts.
+    flaky.failures_left = 2;
+    spec.first_seq = 6;
+    ASSERT_TRUE(submit(*saver, spec));
+    saver->flush();
+    EXPECT_EQ(publisher_.acks_for("dev-1").back().watermark, 10u);
+    EXPECT_EQ(count(db(), "SELECT watermark FROM watermarks"), 10);
+}
+
+TEST_F(SaverTest, AckFailureIsCountedAndTheNextCommitAcksAgain) {
+    auto saver = make_saver();
+    publisher_.set_connected(false);
+    BatchSpec spec;
+    ASSERT_TRUE(submit(*saver, spec));
+    saver->flush();
+    EXPECT_EQ(stats_.snapshot().ack_failures, 1u);
+    EXPECT_EQ(count(db(), "SELECT count(*) FROM readings"), 2) << "stored anyway";
+    publisher_.set_connected(true);
+    ASSERT_TRUE(submit(*saver, spec));  // the device resends
+    saver->flush();
+    ASSERT_EQ(publisher_.acks_for("dev-1").size(), 1u);
+    EXPECT_EQ(publisher_.acks_for("dev-1")[0].watermark, 2u);
+}
+
+TEST_F(SaverTest, StopCommitsWhatIsQueuedAndRefusesMore) {
+    auto saver = make_saver(/*batch_rows=*/1000);
+    BatchSpec spec;
+    spec.count = 1;
+    for (std::uint64_t i = 1; i <= 10; ++i) {
+        spec.first_seq = i;
+        ASSERT_TRUE(submit(*saver, spec));
+    }
+    saver->stop();
+    EXPECT_EQ(count(db(), "SELECT count(*) FROM readings"), 10);
+    EXPECT_EQ(publisher_.acks_for("dev-1").back().watermark, 10u);
+    spec.first_seq = 11;
+    EXPECT_FALSE(submit(*saver, spec));
+    EXPECT_EQ(stats_.snapshot().dropped_at_stop, 1u);
+}
+
+TEST_F(SaverTest, GroupCommitAcksEachDeviceOncePerCommit) {
+    // Submitted before the writer starts, so they all land in one group.
+    SaverSettings settings;
+    settings.batch_max_rows = 1000;
+    settings.queue_capacity = 100;
+    Saver saver(settings, *store_, publisher_, clock_, test::quiet_logger(), stats_);
+    BatchSpec spec;
+    spec.count = 1;
+    for (std::uint64_t i = 1; i <= 5; ++i) {
+        spec.first_seq = i;
+        ASSERT_TRUE(submit(saver, spec, "dev-a"));
+        ASSERT_TRUE(submit(saver, spec, "dev-b"));
+    }
+    saver.start();
+    saver.flush();
+    EXPECT_EQ(stats_.snapshot().commits, 1u);
+    ASSERT_EQ(publisher_.acks_for("dev-a").size(), 1u);
+    EXPECT_EQ(publisher_.acks_for("dev-a")[0].watermark, 5u);
+    ASSERT_EQ(publisher_.acks_for("dev-b").size(), 1u);
+}
+
+TEST_F(SaverTest, FullQueueBlocksTheProducerUntilTheWriterDrainsIt) {
+    // Writer not started yet: the queue (capacity 2) fills and the third submit blocks.
+    SaverSettings settings;
+    settings.queue_capacity = 2;
+    Saver saver(settings, *store_, publisher_, clock_, test::quiet_logger(), stats_);
+    BatchSpec spec;
+    spec.count = 1;
+    ASSERT_TRUE(submit(saver, spec));
+    spec.first_seq = 2;
+    ASSERT_TRUE(submit(saver, spec));
+    std::atomic<bool> third_done{false};
+    std::thread producer([&] {
+        BatchSpec third = spec;
+        third.first_seq = 3;
+        submit(saver, third);
+        third_done = true;
+    });
+    // The producer cannot finish while the queue is full; starting the writer frees it.
+    EXPECT_EQ(saver.queue_depth(), 2u);
+    saver.start();
+    producer.join();
+    EXPECT_TRUE(third_done.load());
+    saver.flush();
+    EXPECT_EQ(count(db(), "SELECT count(*) FROM readings"), 3);
+}
+
+}  // namespace
+}  // namespace fieldlink::gateway

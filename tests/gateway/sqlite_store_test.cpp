@@ -1,0 +1,362 @@
+#include "fieldlink/gateway/sqlite_store.hpp"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <bit>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "test_support.hpp"
+
+namespace fieldlink::gateway {
+namespace {
+
+using test::BatchSpec;
+
+ReadingBatch make_batch(const BatchSpec& spec, const std::string& device = "dev-1") {
+    return ReadingBatch{device, BatchBody{test::header_for(spec), test::records_for(spec)}};
+}
+
+struct Row {
+    std::int64_t seq;
+    std::int64_t boot;
+    std::int64_t channel;
+    std::int64_t mono_ms;
+    std::optional<std::int64_t> unix_ms;
+    double value;
+    std::int64_t received_unix_ms;
+};
+
+std::vector<Row> rows(sqlite::Database& db, const std::string& device) {
+    sqlite::Statement select = db.prepare(
+        "SELECT seq, boot, channel, mono_ms, unix_ms, value, received_unix_ms FROM readings WHERE device = ?1 ORDER BY "
+        "seq");
+    select.bind_text(1, device);
+    std::vector<Row> result;
+    while (select.step()) {
+        result.push_back({select.column_int64(0), select.column_int64(1), select.column_int64(2),
+                          select.column_int64(3),
+                          select.column_is_null(4) ? std::nullopt : std::optional(select.column_int64(4)),
+                          select.column_double(5), select.column_int64(6)});
+    }
+    return result;
+}
+
+std::int64_t count(sqlite::Database& db, const std::string& sql) {
+    sqlite::Statement select = db.prepare(sql);
+    select.step();
+    return select.column_int64(0);
+}
+
+class SqliteStoreTest : public ::testing::Test {
+protected:
+    StoreOptions options() const {
+        StoreOptions o;
+        o.path = dir_.file("fieldlink.db");
+        return o;
+    }
+
+    InsertCounts insert(SqliteStore& store, const ReadingBatch& batch, std::optional<std::int64_t> offset = {}) {
+        auto transaction = store.begin();
+        const InsertCounts counts = transaction->insert_readings(batch, offset, 555);
+        transaction->commit();
+        return counts;
+    }
+
+    test::TempDir dir_;
+};
+
+TEST_F(SqliteStoreTest, FreshDatabaseGetsTheCurrentSchemaInWalMode) {
+    SqliteStore store(options());
+    EXPECT_EQ(schema_version(store.database()), kSchemaVersion);
+    EXPECT_EQ(store.journal_mode(), "wal");
+    EXPECT_EQ(count(store.database(), "PRAGMA synchronous"), 2) << "FULL by default";
+    for (const char* table : {"readings", "watermarks", "dead_letters", "devices"}) {
+        EXPECT_EQ(count(store.database(),
+                        std::string("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '") + table +
+                            "'"),
+                  1)
+            << table;
+    }
+}
+
+TEST_F(SqliteStoreTest, SynchronousNormalIsApplied) {
+    StoreOptions o = options();
+    o.synchronous = Synchronous::Normal;
+    SqliteStore store(o);
+    EXPECT_EQ(count(store.database(), "PRAGMA synchronous"), 1);
+}
+
+TEST_F(SqliteStoreTest, ReopeningKeepsDataAndVersion) {
+    {
+        SqliteStore store(options());
+        insert(store, make_batch({}));
+    }
+    SqliteStore store(options());
+    EXPECT_EQ(schema_version(store.database()), kSchemaVersion);
+    EXPECT_EQ(rows(store.database(), "dev-1").size(), 2u);
+}
+
+TEST_F(SqliteStoreTest, NewerSchemaIsRefusedWithAClearError) {
+    {
+        sqlite::Database db(options().path);
+        db.exec("PRAGMA user_version = 99");
+    }
+    try {
+        SqliteStore store(options());
+        FAIL() << "a database from the future was opened";
+    } catch (const SchemaTooNewError& e) {
+        const std::string message = e.what();
+        EXPECT_NE(message.find("schema version 99"), std::string::npos) << message;
+        EXPECT_NE(message.find(options().path), std::string::npos) << message;
+        EXPECT_NE(message.find("newer gateway"), std::string::npos) << message;
+    }
+    // And it was left alone: still the version it had, not switched to WAL.
+    sqlite::Database db(options().path);
+    EXPECT_EQ(schema_version(db), 99);
+    sqlite::Statement mode = db.prepare("PRAGMA journal_mode");
+    mode.step();
+    EXPECT_EQ(mode.column_text(0), "delete");
+}
+
+TEST_F(SqliteStoreTest, MigrateIsIdempotent) {
+    sqlite::Database db(options().path);
+    migrate(db);
+    migrate(db);
+    EXPECT_EQ(schema_version(db), kSchemaVersion);
+}
+
+TEST_F(SqliteStoreTest, NotADatabaseFileFailsWithTheSqliteCode) {
+    {
+        std::FILE* f = std::fopen(options().path.c_str(), "wb");
+        ASSERT_NE(f, nullptr);
+        const std::string junk(4096, 'x');
+        std::fwrite(junk.data(), 1, junk.size(), f);
+        std::fclose(f);
+    }
+    try {
+        SqliteStore store(options());
+        FAIL() << "opened a file that is not a database";
+    } catch (const sqlite::Error& e) {
+        EXPECT_EQ(e.code(), SQLITE_NOTADB);
+        EXPECT_NE(std::string(e.what()).find(options().path), std::string::npos) << e.what();
+    }
+}
+
+TEST_F(SqliteStoreTest, SameBatchTwiceIsStoredOnce) {
+    SqliteStore store(options());
+    BatchSpec spec;
+    spec.count = 5;
+    const InsertCounts first = insert(store, make_batch(spec));
+    EXPECT_EQ(first.inserted, 5u);
+    EXPECT_EQ(first.duplicates, 0u);
+    const InsertCounts second = insert(store, make_batch(spec));
+    EXPECT_EQ(second.inserted, 0u);
+    EXPECT_EQ(second.duplicates, 5u);
+    EXPECT_EQ(rows(store.database(), "dev-1").size(), 5u);
+
+    // Overlapping batch: 3 old, 2 new.
+    spec.first_seq = 3;
+    const InsertCounts overlap = insert(store, make_batch(spec));
+    EXPECT_EQ(overlap.inserted, 2u);
+    EXPECT_EQ(overlap.duplicates, 3u);
+    EXPECT_EQ(rows(store.database(), "dev-1").size(), 7u);
+}
+
+TEST_F(SqliteStoreTest, KeyIsDeviceIncarnationAndSeq) {
+    SqliteStore store(options());
+    BatchSpec spec;
+    insert(store, make_batch(spec, "dev-1"));
+    EXPECT_EQ(insert(store, make_batch(spec, "dev-2")).inserted, 2u) << "another device";
+    spec.incarnation = 0xa2;
+    EXPECT_EQ(insert(store, make_batch(spec, "dev-1")).inserted, 2u) << "another incarnation";
+    EXPECT_EQ(count(store.database(), "SELECT count(*) FROM readings"), 6);
+}
+
+TEST_F(SqliteStoreTest, StoresEveryField) {
+    SqliteStore store(options());
+    BatchSpec spec;
+    spec.first_seq = 10;
+    spec.boot = 3;
+    spec.count = 2;
+    spec.mono_start_ms = 7000;
+    insert(store, make_batch(spec), 1'000'000);
+    const auto stored = rows(store.database(), "dev-1");
+    ASSERT_EQ(stored.size(), 2u);
+    EXPECT_EQ(stored[1].seq, 11);
+    EXPECT_EQ(stored[1].boot, 3);
+    EXPECT_EQ(stored[1].channel, 1);
+    EXPECT_EQ(stored[1].mono_ms, 7100);
+    EXPECT_EQ(stored[1].unix_ms, 1'007'100);
+    EXPECT_EQ(stored[1].value, 11.5);
+    EXPECT_EQ(stored[1].received_unix_ms, 555);
+}
+
+TEST_F(SqliteStoreTest, IncarnationIsStoredBitCast) {
+    SqliteStore store(options());
+    BatchSpec spec;
+    spec.incarnation = 0xFEDCBA9876543210ull;
+    insert(store, make_batch(spec));
+    EXPECT_EQ(count(store.database(), "SELECT incarnation FROM readings LIMIT 1"),
+              std::bit_cast<std::int64_t>(spec.incarnation));
+}
+
+TEST_F(SqliteStoreTest, FillUnixTimeTouchesOnlyThatBootsNullRows) {
+    SqliteStore store(options());
+    BatchSpec boot1;
+    boot1.boot = 1;
+    boot1.count = 3;
+    insert(store, make_batch(boot1));  // no offset: NULL
+    BatchSpec boot2 = boot1;
+    boot2.boot = 2;
+    boot2.first_seq = 4;
+    insert(store, make_batch(boot2));  // another boot, also NULL
+    BatchSpec synced = boot1;
+    synced.first_seq = 7;
+    synced.count = 1;
+    insert(store, make_batch(synced), 100);  // boot 1, already with time
+
+    auto transaction = store.begin();
+    EXPECT_EQ(transaction->fill_unix_time({"dev-1", 0xa1}, 1, 5000), 3u);
+    transaction->commit();
+
+    const auto stored = rows(store.database(), "dev-1");
+    ASSERT_EQ(stored.size(), 7u);
+    EXPECT_EQ(stored[0].unix_ms, 6000);
+    EXPECT_EQ(stored[2].unix_ms, 6200);
+    EXPECT_EQ(stored[3].unix_ms, std::nullopt) << "boot 2 is not touched";
+    EXPECT_EQ(stored[6].unix_ms, 1100) << "a row with time keeps it";
+}
+
+TEST_F(SqliteStoreTest, DeadLettersAreWritten) {
+    SqliteStore store(options());
+    Rejected rejected{"fieldlink/v1/x/up", "bad_magic", "detail", {'a', 0, 'b'}};
+    Rejected empty{"fieldlink/v1/x/up", "truncated", "", {}};
+    {
+        auto transaction = store.begin();
+        transaction->add_dead_letter(rejected, 1234);
+        transaction->add_dead_letter(empty, 1235);
+        transaction->commit();
+    }
+    sqlite::Statement select = store.database().prepare(
+        "SELECT received_unix_ms, topic, error, payload, typeof(payload) FROM dead_letters ORDER BY id");
+    ASSERT_TRUE(select.step());
+    EXPECT_EQ(select.column_int64(0), 1234);
+    EXPECT_EQ(select.column_text(1), "fieldlink/v1/x/up");
+    EXPECT_EQ(select.column_text(2), "bad_magic");
+    EXPECT_EQ(select.column_text(3), std::string("a\0b", 3));
+    EXPECT_EQ(select.column_text(4), "blob");
+    ASSERT_TRUE(select.step());
+    EXPECT_EQ(select.column_text(4), "blob") << "an empty payload is an empty blob, not NULL";
+}
+
+TEST_F(SqliteStoreTest, DeviceStatusIsUpserted) {
+    SqliteStore store(options());
+    DeviceStatus status{"dev-1", {}};
+    status.status.state = protocol::DeviceState::Online;
+    status.status.incarnation = 0xa1;
+    status.status.boot = 4;
+    std::strcpy(status.status.firmware_version, "1.0.0");
+    {
+        auto transaction = store.begin();
+        transaction->upsert_device(status, 10);
+        status.status.state = protocol::DeviceState::Offline;
+        transaction->upsert_device(status, 20);
+        transaction->commit();
+    }
+    sqlite::Statement select =
+        store.database().prepare("SELECT online, incarnation, boot, firmware_version, updated_unix_ms FROM devices");
+    ASSERT_TRUE(select.step());
+    EXPECT_EQ(select.column_int64(0), 0);
+    EXPECT_EQ(select.column_int64(1), 0xa1);
+    EXPECT_EQ(select.column_int64(2), 4);
+    EXPECT_EQ(select.column_text(3), "1.0.0");
+    EXPECT_EQ(select.column_int64(4), 20);
+    EXPECT_FALSE(select.step());
+}
+
+TEST_F(SqliteStoreTest, TransactionRollsBackUnlessCommitted) {
+    SqliteStore store(options());
+    {
+        auto transaction = store.begin();
+        transaction->insert_readings(make_batch({}), std::nullopt, 1);
+        transaction->save_watermark({"dev-1", 0xa1}, 2, 1);
+        // No commit: the destructor rolls back.
+    }
+    EXPECT_EQ(count(store.database(), "SELECT count(*) FROM readings"), 0);
+    EXPECT_EQ(count(store.database(), "SELECT count(*) FROM watermarks"), 0);
+    EXPECT_FALSE(store.database().in_transaction());
+}
+
+TEST_F(SqliteStoreTest, DiskFullSurfacesTheSqliteCodeAndKeepsNothing) {
+    SqliteStore store(options());
+    // A page budget slightly above what the database has: the next big insert runs out of "disk".
+    const std::int64_t pages = count(store.database(), "PRAGMA page_count");
+    store.database().exec("PRAGMA max_page_count = " + std::to_string(pages + 2));
+    BatchSpec spec;
+    spec.count = 512;
+    try {
+        auto transaction = store.begin();
+        for (int i = 0; i < 20; ++i) {
+            spec.first_seq = 1 + static_cast<std::uint64_t>(i) * 512;
+            transaction->insert_readings(make_batch(spec), std::nullopt, 1);
+        }
+        transaction->commit();
+        FAIL() << "expected SQLITE_FULL";
+    } catch (const sqlite::Error& e) {
+        EXPECT_EQ(e.code(), SQLITE_FULL) << e.what();
+        EXPECT_NE(std::string(e.what()).find("full"), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(store.database().in_transaction());
+    EXPECT_EQ(count(store.database(), "SELECT count(*) FROM readings"), 0);
+    // After space is back, the same work succeeds.
+    store.database().exec("PRAGMA max_page_count = 1073741823");
+    spec.first_seq = 1;
+    EXPECT_EQ(insert(store, make_batch(spec)).inserted, 512u);
+}
+
+TEST_F(SqliteStoreTest, LoadWatermarkRebuildsRangesAboveIt) {
+    SqliteStore store(options());
+    const DeviceKey key{"dev-1", 0xa1};
+    // Stored: 1..5, 8..9, 12 ; saved watermark 3 (older than the rows, as after a crash between runs).
+    for (const auto& [first, n] : std::vector<std::pair<std::uint64_t, std::size_t>>{{1, 5}, {8, 2}, {12, 1}}) {
+        BatchSpec spec;
+        spec.first_seq = first;
+        spec.count = n;
+        insert(store, make_batch(spec));
+    }
+    {
+        auto transaction = store.begin();
+        transaction->save_watermark(key, 3, 1);
+        transaction->commit();
+    }
+    const StoredWatermark stored = store.load_watermark(key);
+    EXPECT_EQ(stored.watermark, 3u);
+    EXPECT_EQ(stored.ranges_above, (std::vector<SeqRange>{{4, 5}, {8, 9}, {12, 12}}));
+
+    const StoredWatermark none = store.load_watermark({"dev-1", 0xa2});
+    EXPECT_EQ(none.watermark, 0u);
+    EXPECT_TRUE(none.ranges_above.empty());
+
+    // No saved watermark: everything comes from the readings.
+    const StoredWatermark other = store.load_watermark({"dev-9", 0xa1});
+    EXPECT_TRUE(other.ranges_above.empty());
+}
+
+TEST_F(SqliteStoreTest, SaveWatermarkUpserts) {
+    SqliteStore store(options());
+    const DeviceKey key{"dev-1", 0xFFFFFFFFFFFFFFFFull};
+    for (std::uint64_t w : {5u, 9u}) {
+        auto transaction = store.begin();
+        transaction->save_watermark(key, w, static_cast<std::int64_t>(w) * 10);
+        transaction->commit();
+    }
+    EXPECT_EQ(count(store.database(), "SELECT count(*) FROM watermarks"), 1);
+    EXPECT_EQ(store.load_watermark(key).watermark, 9u);
+}
+
+}  // namespace
+}  // namespace fieldlink::gateway
