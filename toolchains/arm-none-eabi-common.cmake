@@ -29,6 +29,7 @@ set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
 # Separate sections let the linker drop unused code; firmware C++ has no exceptions or RTTI.
 set(_fieldlink_common_flags "${FIELDLINK_CPU_FLAGS} -ffunction-sections -fdata-sections")
 set(CMAKE_C_FLAGS_INIT "${_fieldlink_common_flags}")
-set(CMAKE_CXX_FLAGS_INIT "${_fieldlink_common_flags} -fno-exceptions -fno-rtti")
+# -Wno-psabi: GCC notes an ABI change in how std::span is passed; harmless, and fatal with -Werror.
+set(CMAKE_CXX_FLAGS_INIT "${_fieldlink_common_flags} -fno-exceptions -fno-rtti -Wno-psabi")
 set(CMAKE_ASM_FLAGS_INIT "${FIELDLINK_CPU_FLAGS}")
 set(CMAKE_EXE_LINKER_FLAGS_INIT "${FIELDLINK_CPU_FLAGS} -Wl,--gc-sections")

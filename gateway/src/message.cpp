@@ -123,7 +123,8 @@ bool decode_json_body(std::string_view text, BatchBody* out, std::string* error)
     }
     header.first_seq = *first_seq_value;
 
-    header.floor_seq = header.first_seq;
+    // No floor unless the sender says so: out-of-order JSON batches must not let the ack pass a gap.
+    header.floor_seq = 1;
     if (const Json* floor_seq = field("floor_seq")) {
         const auto value = as_unsigned(*floor_seq);
         if (!value || *value > header.first_seq) {
@@ -307,6 +308,7 @@ Inbound decode_message(std::string_view topic, std::span<const std::uint8_t> pay
             return status;
         }
         case protocol::TopicKind::Ack:
+        case protocol::TopicKind::Telemetry:
             break;
     }
     return reject(topic, kErrorBadTopic, "ack topics go from the gateway to devices", payload);

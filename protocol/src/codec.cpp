@@ -63,6 +63,11 @@ void seal(std::uint8_t* data, std::size_t body_length) noexcept {
 
 bool is_printable(char c) noexcept { return c >= 0x20 && c <= 0x7e; }
 
+// NaN has no meaning as a reading and SQLite would store it as NULL.
+bool is_nan_bits(std::uint64_t bits) noexcept {
+    return (bits & 0x7FF0000000000000ULL) == 0x7FF0000000000000ULL && (bits & 0x000FFFFFFFFFFFFFULL) != 0;
+}
+
 std::size_t bounded_length(const char* text, std::size_t max) noexcept {
     std::size_t n = 0;
     while (n < max && text[n] != '\0') ++n;
@@ -123,6 +128,9 @@ Status encode_batch(const BatchHeader& header, const Record* records, std::uint8
     }
     if (header.first_seq == 0 || header.floor_seq > header.first_seq) return Status::InvalidArgument;
     if (header.first_seq - 1 > UINT64_MAX - header.count) return Status::InvalidArgument;
+    for (std::size_t i = 0; i < header.count; ++i) {
+        if (is_nan_bits(std::bit_cast<std::uint64_t>(records[i].value))) return Status::InvalidArgument;
+    }
     const std::size_t length = kBatchHeaderSize + header.count * kRecordSize + kCrcSize;
     if (out == nullptr || capacity < length) return Status::BufferTooSmall;
 
@@ -171,6 +179,9 @@ Status decode_batch(const std::uint8_t* data, std::size_t length, BatchView* out
     if (h.count > kMaxRecordsPerBatch) return Status::TooManyRecords;
     if (h.count != body / kRecordSize) return Status::CountMismatch;
     if (h.first_seq - 1 > UINT64_MAX - h.count) return Status::SequenceOverflow;
+    for (std::size_t i = 0; i < h.count; ++i) {
+        if (is_nan_bits(get_u64(data + kBatchHeaderSize + i * kRecordSize + 9))) return Status::BadField;
+    }
 
     if (out != nullptr) {
         out->header = h;
@@ -245,6 +256,43 @@ Status decode_status(const std::uint8_t* data, std::size_t length, StatusMessage
         out->boot = get_u32(data + 14);
         std::memcpy(out->firmware_version, data + 18, text_length);
         out->firmware_version[text_length] = '\0';
+    }
+    return Status::Ok;
+}
+
+Status encode_telemetry(const Telemetry& t, std::uint8_t* out, std::size_t capacity,
+                        std::size_t* written) noexcept {
+    if (out == nullptr || capacity < kTelemetrySize) return Status::BufferTooSmall;
+    put_header(out, Kind::Telemetry);
+    put_u64(out + 4, t.incarnation);
+    put_u32(out + 12, t.boot);
+    put_u32(out + 16, t.reconnects);
+    put_u64(out + 20, t.uptime_ms);
+    put_u64(out + 28, t.held);
+    put_u64(out + 36, t.oldest_unacked_age_ms);
+    put_u64(out + 44, t.dropped);
+    put_u64(out + 52, t.next_seq);
+    put_u64(out + 60, t.acked_through);
+    seal(out, kTelemetrySize - kCrcSize);
+    if (written != nullptr) *written = kTelemetrySize;
+    return Status::Ok;
+}
+
+Status decode_telemetry(const std::uint8_t* data, std::size_t length, Telemetry* out) noexcept {
+    if (data == nullptr || length < kTelemetrySize) return Status::Truncated;
+    if (length > kTelemetrySize) return Status::Oversize;
+    if (Status s = check_header(data, Kind::Telemetry); s != Status::Ok) return s;
+    if (!crc_matches(data, length)) return Status::BadChecksum;
+    if (out != nullptr) {
+        out->incarnation = get_u64(data + 4);
+        out->boot = get_u32(data + 12);
+        out->reconnects = get_u32(data + 16);
+        out->uptime_ms = get_u64(data + 20);
+        out->held = get_u64(data + 28);
+        out->oldest_unacked_age_ms = get_u64(data + 36);
+        out->dropped = get_u64(data + 44);
+        out->next_seq = get_u64(data + 52);
+        out->acked_through = get_u64(data + 60);
     }
     return Status::Ok;
 }

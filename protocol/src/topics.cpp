@@ -17,6 +17,7 @@ constexpr Suffix kSuffixes[] = {
     {"/up", 3, TopicKind::Up},
     {"/ack", 4, TopicKind::Ack},
     {"/status", 7, TopicKind::Status},
+    {"/telemetry", 10, TopicKind::Telemetry},
 };
 
 bool is_id_char(char c) noexcept {

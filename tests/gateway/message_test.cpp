@@ -41,7 +41,7 @@ TEST(JsonBatch, DocumentExample) {
     const auto& h = batch->body.header;
     EXPECT_EQ(h.incarnation, 0xa1u);
     EXPECT_EQ(h.first_seq, 1u);
-    EXPECT_EQ(h.floor_seq, 1u) << "floor_seq defaults to first_seq";
+    EXPECT_EQ(h.floor_seq, 1u) << "floor_seq defaults to 1 (no floor)";
     EXPECT_EQ(h.boot, 0u);
     EXPECT_FALSE(h.offset_known);
     EXPECT_EQ(h.count, 2u);
@@ -214,13 +214,18 @@ TEST(BinaryBatch, SequenceAbove2To63IsRefused) {
 TEST(BinaryBatch, NanValueIsRefused) {
     BatchSpec spec;
     auto records = test::records_for(spec);
-    records[1].value = std::numeric_limits<double>::quiet_NaN();
     std::vector<std::uint8_t> out(protocol::kMaxBatchSize);
     std::size_t written = 0;
     ASSERT_EQ(protocol::encode_batch(test::header_for(spec), records.data(), out.data(), out.size(), &written),
               protocol::Status::Ok);
     out.resize(written);
-    EXPECT_EQ(rejection(decode_message(kUp, out)), "bad_value");
+    // The encoder refuses NaN, so patch one into record 1 by hand and fix the CRC.
+    const std::size_t value_at = protocol::kBatchHeaderSize + protocol::kRecordSize + 9;
+    const std::uint64_t nan_bits = 0x7FF8000000000000ULL;
+    for (int i = 0; i < 8; ++i) out[value_at + i] = static_cast<std::uint8_t>(nan_bits >> (8 * i));
+    const std::uint32_t crc = protocol::crc32(out.data(), out.size() - protocol::kCrcSize);
+    for (int i = 0; i < 4; ++i) out[out.size() - 4 + i] = static_cast<std::uint8_t>(crc >> (8 * i));
+    EXPECT_EQ(rejection(decode_message(kUp, out)), "bad_field");
 }
 
 TEST(BinaryBatch, InfinityIsStorable) {

@@ -333,3 +333,58 @@ TEST(StatusNames, AreStableAndDistinct) {
         }
     }
 }
+
+TEST(BatchMalformed, NaNValueIsABadField) {
+    Bytes m = make_batch(3);
+    const std::uint64_t quiet_nan = 0x7FF8000000000001ULL;
+    for (int i = 0; i < 8; ++i) m[fp::kBatchHeaderSize + fp::kRecordSize + 9 + i] = static_cast<std::uint8_t>(quiet_nan >> (8 * i));
+    reseal(m);
+    EXPECT_EQ(decode_exact(m.data(), m.size()), fp::Status::BadField);
+
+    fp::BatchHeader h;
+    h.first_seq = 1;
+    h.floor_seq = 1;
+    h.count = 1;
+    const fp::Record nan_record{0, 1, std::numeric_limits<double>::quiet_NaN()};
+    std::uint8_t out[fp::kMaxBatchSize];
+    std::size_t n = 0;
+    EXPECT_EQ(fp::encode_batch(h, &nan_record, out, sizeof out, &n), fp::Status::InvalidArgument);
+}
+
+TEST(Telemetry, RoundTripAndErrors) {
+    fp::Telemetry t;
+    t.incarnation = 0x1122334455667788ULL;
+    t.boot = 4;
+    t.reconnects = 9;
+    t.uptime_ms = 86400000;
+    t.held = 100000;
+    t.oldest_unacked_age_ms = 25000;
+    t.dropped = 3;
+    t.next_seq = 200001;
+    t.acked_through = 100000;
+    std::uint8_t out[fp::kTelemetrySize];
+    std::size_t n = 0;
+    EXPECT_EQ(fp::encode_telemetry(t, out, sizeof out - 1, &n), fp::Status::BufferTooSmall);
+    ASSERT_EQ(fp::encode_telemetry(t, out, sizeof out, &n), fp::Status::Ok);
+    ASSERT_EQ(n, fp::kTelemetrySize);
+    fp::Telemetry got;
+    ASSERT_EQ(fp::decode_telemetry(out, n, &got), fp::Status::Ok);
+    EXPECT_EQ(got.incarnation, t.incarnation);
+    EXPECT_EQ(got.boot, 4u);
+    EXPECT_EQ(got.reconnects, 9u);
+    EXPECT_EQ(got.held, 100000u);
+    EXPECT_EQ(got.oldest_unacked_age_ms, 25000u);
+    EXPECT_EQ(got.dropped, 3u);
+    EXPECT_EQ(got.next_seq, 200001u);
+    EXPECT_EQ(got.acked_through, 100000u);
+
+    EXPECT_EQ(fp::decode_telemetry(out, n - 1, &got), fp::Status::Truncated);
+    Bytes m(out, out + n);
+    m.push_back(0);
+    EXPECT_EQ(fp::decode_telemetry(m.data(), m.size(), &got), fp::Status::Oversize);
+    m.pop_back();
+    m[30] ^= 4;
+    EXPECT_EQ(fp::decode_telemetry(m.data(), m.size(), &got), fp::Status::BadChecksum);
+    m[3] = static_cast<std::uint8_t>(fp::Kind::Ack);
+    EXPECT_EQ(fp::decode_telemetry(m.data(), m.size(), &got), fp::Status::WrongKind);
+}

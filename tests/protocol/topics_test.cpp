@@ -15,13 +15,15 @@ TEST(Topics, FormatEveryKind) {
     EXPECT_STREQ(out, "fieldlink/v1/dev-1/ack");
     fp::format_topic("dev-1", 5, fp::TopicKind::Status, out, sizeof out);
     EXPECT_STREQ(out, "fieldlink/v1/dev-1/status");
+    fp::format_topic("dev-1", 5, fp::TopicKind::Telemetry, out, sizeof out);
+    EXPECT_STREQ(out, "fieldlink/v1/dev-1/telemetry");
 }
 
 TEST(Topics, LongestIdFitsExactly) {
     const std::string id(fp::kMaxDeviceIdLength, 'a');
     char out[fp::kMaxTopicLength + 1];
-    EXPECT_EQ(fp::format_topic(id.c_str(), id.size(), fp::TopicKind::Status, out, sizeof out), fp::kMaxTopicLength);
-    EXPECT_EQ(fp::format_topic(id.c_str(), id.size(), fp::TopicKind::Status, out, sizeof out - 1), 0u);
+    EXPECT_EQ(fp::format_topic(id.c_str(), id.size(), fp::TopicKind::Telemetry, out, sizeof out), fp::kMaxTopicLength);
+    EXPECT_EQ(fp::format_topic(id.c_str(), id.size(), fp::TopicKind::Telemetry, out, sizeof out - 1), 0u);
 }
 
 TEST(Topics, RejectsBadIds) {

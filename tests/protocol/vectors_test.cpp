@@ -52,7 +52,7 @@ Bytes vector_named(const std::string& name) {
 }  // namespace
 
 TEST(ProtocolVectors, DocumentHasAllVectors) {
-    for (const char* name : {"batch-unsynced", "batch-synced", "ack", "status-online", "status-offline"}) {
+    for (const char* name : {"batch-unsynced", "batch-synced", "ack", "status-online", "status-offline", "telemetry"}) {
         EXPECT_EQ(vectors().count(name), 1u) << name;
     }
 }
@@ -139,4 +139,28 @@ TEST(ProtocolVectors, StatusBirthAndWill) {
         EXPECT_EQ(decoded.state, state);
         EXPECT_STREQ(decoded.firmware_version, "0.1.0");
     }
+}
+
+TEST(ProtocolVectors, Telemetry) {
+    fp::Telemetry t;
+    t.incarnation = 0x0123456789abcdefULL;
+    t.boot = 2;
+    t.reconnects = 1;
+    t.uptime_ms = 3600000;
+    t.held = 1500;
+    t.oldest_unacked_age_ms = 30000;
+    t.dropped = 0;
+    t.next_seq = 4001;
+    t.acked_through = 2500;
+    std::uint8_t out[fp::kTelemetrySize];
+    std::size_t n = 0;
+    ASSERT_EQ(fp::encode_telemetry(t, out, sizeof out, &n), fp::Status::Ok);
+    EXPECT_EQ(Bytes(out, out + n), vector_named("telemetry"));
+
+    const Bytes doc = vector_named("telemetry");
+    fp::Telemetry decoded;
+    ASSERT_EQ(fp::decode_telemetry(doc.data(), doc.size(), &decoded), fp::Status::Ok);
+    EXPECT_EQ(decoded.held, 1500u);
+    EXPECT_EQ(decoded.next_seq, 4001u);
+    EXPECT_EQ(decoded.acked_through, 2500u);
 }

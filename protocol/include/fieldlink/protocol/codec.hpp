@@ -16,7 +16,8 @@ inline constexpr std::uint8_t kVersion = 1;
 enum class Kind : std::uint8_t {
     Batch = 1,   // device -> gateway, topic .../up
     Ack = 2,     // gateway -> device, topic .../ack
-    Status = 3,  // device, retained, topic .../status (birth and last will)
+    Status = 3,     // device, retained, topic .../status (birth and last will)
+    Telemetry = 4,  // device health, topic .../telemetry
 };
 
 inline constexpr std::size_t kCrcSize = 4;
@@ -28,6 +29,7 @@ inline constexpr std::size_t kAckSize = 32;
 inline constexpr std::size_t kStatusFixedSize = 22;  // without the firmware version text
 inline constexpr std::size_t kMaxFirmwareVersionLength = 32;
 inline constexpr std::size_t kMaxStatusSize = kStatusFixedSize + kMaxFirmwareVersionLength;
+inline constexpr std::size_t kTelemetrySize = 72;
 
 inline constexpr std::uint8_t kBatchFlagOffsetKnown = 0x01;
 
@@ -40,7 +42,7 @@ enum class Status : std::uint8_t {
     UnsupportedVersion,  // version byte is not 1
     WrongKind,           // a valid header of another kind (e.g. an ack on an up topic)
     BadChecksum,         // CRC-32 over the message does not match its last four bytes
-    BadField,            // a header field is out of range (flags, reserved, seq 0, floor > first, text)
+    BadField,            // a field is out of range (flags, reserved, seq 0, floor > first, NaN value, text)
     EmptyBatch,          // count is 0
     TooManyRecords,      // count is above kMaxRecordsPerBatch
     CountMismatch,       // count disagrees with the number of records present
@@ -90,6 +92,19 @@ enum class DeviceState : std::uint8_t {
     Online = 1,   // birth
 };
 
+// Device health, published periodically (QoS 0) on .../telemetry.
+struct Telemetry {
+    std::uint64_t incarnation = 0;
+    std::uint32_t boot = 0;
+    std::uint32_t reconnects = 0;           // MQTT reconnects in this boot
+    std::uint64_t uptime_ms = 0;            // device monotonic time since the start of `boot`
+    std::uint64_t held = 0;                 // readings in the device's store (spool depth)
+    std::uint64_t oldest_unacked_age_ms = 0;  // age of the oldest held reading; 0 when none
+    std::uint64_t dropped = 0;              // readings ever dropped by the store's full policy
+    std::uint64_t next_seq = 0;             // seq the next reading will get
+    std::uint64_t acked_through = 0;        // highest watermark the device has received
+};
+
 struct StatusMessage {
     DeviceState state = DeviceState::Offline;
     std::uint64_t incarnation = 0;
@@ -112,5 +127,9 @@ Status encode_status(const StatusMessage& status, std::uint8_t* out, std::size_t
 Status decode_batch(const std::uint8_t* data, std::size_t length, BatchView* out) noexcept;
 Status decode_ack(const std::uint8_t* data, std::size_t length, Ack* out) noexcept;
 Status decode_status(const std::uint8_t* data, std::size_t length, StatusMessage* out) noexcept;
+
+Status encode_telemetry(const Telemetry& telemetry, std::uint8_t* out, std::size_t capacity,
+                        std::size_t* written) noexcept;
+Status decode_telemetry(const std::uint8_t* data, std::size_t length, Telemetry* out) noexcept;
 
 }  // namespace fieldlink::protocol

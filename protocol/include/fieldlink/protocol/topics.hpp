@@ -1,4 +1,4 @@
-// MQTT topic layout of protocol v1: fieldlink/v1/<device>/{up,ack,status}.
+// MQTT topic layout of protocol v1: fieldlink/v1/<device>/{up,ack,status,telemetry}.
 // Freestanding like the codec: callers pass the buffers.
 #pragma once
 
@@ -10,13 +10,14 @@ namespace fieldlink::protocol {
 enum class TopicKind : std::uint8_t {
     Up = 0,      // batches from the device
     Ack = 1,     // commit acks to the device
-    Status = 2,  // retained birth / last will
+    Status = 2,     // retained birth / last will
+    Telemetry = 3,  // device health
 };
 
 inline constexpr char kTopicPrefix[] = "fieldlink/v1/";
 inline constexpr std::size_t kMaxDeviceIdLength = 32;
-// Longest topic: prefix + device id + "/status".
-inline constexpr std::size_t kMaxTopicLength = sizeof(kTopicPrefix) - 1 + kMaxDeviceIdLength + 7;
+// Longest topic: prefix + device id + "/telemetry".
+inline constexpr std::size_t kMaxTopicLength = sizeof(kTopicPrefix) - 1 + kMaxDeviceIdLength + 10;
 
 // A device id is 1..32 characters of [A-Za-z0-9_-]: safe in a topic level,
 // never an MQTT wildcard.
