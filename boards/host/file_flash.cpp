@@ -188,8 +188,13 @@ bool FileFlash::write_fully(std::uint64_t offset, const std::uint8_t* data, std:
 }
 
 hal::FlashStatus FileFlash::flush() {
-    if (durability_ == Durability::SyncEachOperation && ::fdatasync(fd_) != 0) {
-        return failed("fdatasync");
+    if (durability_ != Durability::SyncEachOperation) {
+        return hal::FlashStatus::Ok;
+    }
+    while (::fdatasync(fd_) != 0) {
+        if (errno != EINTR) {
+            return failed("fdatasync");
+        }
     }
     return hal::FlashStatus::Ok;
 }

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <limits>
 #include <optional>
+#include <utility>
 
 #include "fieldlink/protocol/topics.hpp"
 
@@ -234,6 +235,25 @@ std::string_view storable(const BatchBody& body, std::string* detail) {
     return {};
 }
 
+Inbound decode_telemetry(std::string_view topic, std::string device, std::span<const std::uint8_t> payload) {
+    DeviceTelemetry telemetry{std::move(device), {}};
+    protocol::Telemetry& t = telemetry.telemetry;
+    const protocol::Status result = protocol::decode_telemetry(payload.data(), payload.size(), &t);
+    if (result != protocol::Status::Ok) {
+        return reject(topic, protocol::to_string(result), "telemetry rejected by the codec", payload);
+    }
+    // Stored as signed 64-bit integers (the incarnation is bit-cast like everywhere else).
+    const std::pair<const char*, std::uint64_t> counts[] = {
+        {"uptime_ms", t.uptime_ms}, {"held", t.held},         {"oldest_unacked_age_ms", t.oldest_unacked_age_ms},
+        {"dropped", t.dropped},     {"next_seq", t.next_seq}, {"acked_through", t.acked_through}};
+    for (const auto& [name, value] : counts) {
+        if (value > kMaxStorableU64) {
+            return reject(topic, kErrorBadValue, fmt::format("telemetry {} {} is above 2^63-1", name, value), payload);
+        }
+    }
+    return telemetry;
+}
+
 Inbound decode_up(std::string_view topic, std::string device, std::span<const std::uint8_t> payload) {
     if (payload.size() > kMaxUpPayloadSize) {
         return reject(topic, kErrorOversize, fmt::format("{} bytes, limit {}", payload.size(), kMaxUpPayloadSize),
@@ -291,7 +311,7 @@ Inbound decode_message(std::string_view topic, std::span<const std::uint8_t> pay
     std::size_t device_length = 0;
     protocol::TopicKind kind{};
     if (!protocol::parse_topic(topic.data(), topic.size(), &device_id, &device_length, &kind)) {
-        return reject(topic, kErrorBadTopic, "not a fieldlink/v1/<device>/{up,status} topic", payload);
+        return reject(topic, kErrorBadTopic, "not a fieldlink/v1/<device>/{up,status,telemetry} topic", payload);
     }
     std::string device(device_id, device_length);
     switch (kind) {
@@ -307,8 +327,9 @@ Inbound decode_message(std::string_view topic, std::span<const std::uint8_t> pay
             }
             return status;
         }
-        case protocol::TopicKind::Ack:
         case protocol::TopicKind::Telemetry:
+            return decode_telemetry(topic, std::move(device), payload);
+        case protocol::TopicKind::Ack:
             break;
     }
     return reject(topic, kErrorBadTopic, "ack topics go from the gateway to devices", payload);

@@ -17,6 +17,7 @@ namespace fieldlink::gateway {
 namespace {
 
 constexpr int kSubscriptionQos = 1;
+constexpr int kTelemetryQos = 0;
 constexpr int kAckQos = 0;
 
 // Logs the outcome of the SUBSCRIBE sent after each (re)connect.
@@ -26,12 +27,13 @@ public:
 
     void on_success(const mqtt::token&) override {
         subscribed_ = true;
-        log_.info("subscribed to {} and {} (QoS {})", kUpSubscription, kStatusSubscription, kSubscriptionQos);
+        log_.info("subscribed to {} and {} (QoS {}) and {} (QoS {})", kUpSubscription, kStatusSubscription,
+                  kSubscriptionQos, kTelemetrySubscription, kTelemetryQos);
     }
     void on_failure(const mqtt::token& token) override {
-        log_.error("subscribing to {} and {} failed (return code {}); nothing will be received until the next "
+        log_.error("subscribing to {}, {} and {} failed (return code {}); nothing will be received until the next "
                    "reconnect",
-                   kUpSubscription, kStatusSubscription, token.get_return_code());
+                   kUpSubscription, kStatusSubscription, kTelemetrySubscription, token.get_return_code());
     }
 
 private:
@@ -195,9 +197,10 @@ private:
         outbox_cv_.notify_all();
         log_.info("connected to {} as '{}' (persistent session)", settings_.broker_uri, settings_.client_id);
         try {
-            auto topics = mqtt::string_collection::create({kUpSubscription, kStatusSubscription});
-            client_.subscribe(topics, mqtt::iasync_client::qos_collection{kSubscriptionQos, kSubscriptionQos}, nullptr,
-                              subscribe_listener_);
+            auto topics = mqtt::string_collection::create({kUpSubscription, kStatusSubscription, kTelemetrySubscription});
+            client_.subscribe(topics,
+                              mqtt::iasync_client::qos_collection{kSubscriptionQos, kSubscriptionQos, kTelemetryQos},
+                              nullptr, subscribe_listener_);
         } catch (const mqtt::exception& e) {
             log_.error("cannot subscribe after connecting: {}", e.what());
         }

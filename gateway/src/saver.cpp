@@ -180,6 +180,7 @@ void Saver::commit_group(const std::vector<Queued>& group) {
     InsertCounts counts;
     std::uint64_t batches = 0;
     std::uint64_t statuses = 0;
+    std::uint64_t telemetry = 0;
     std::uint64_t dead_letters = 0;
     std::uint64_t filled = 0;
 
@@ -212,6 +213,9 @@ void Saver::commit_group(const std::vector<Queued>& group) {
         } else if (const auto* status = std::get_if<DeviceStatus>(&queued.message)) {
             transaction->upsert_device(*status, queued.received_unix_ms);
             ++statuses;
+        } else if (const auto* health = std::get_if<DeviceTelemetry>(&queued.message)) {
+            transaction->add_telemetry(*health, queued.received_unix_ms);
+            ++telemetry;
         } else if (const auto* rejected = std::get_if<Rejected>(&queued.message)) {
             transaction->add_dead_letter(*rejected, queued.received_unix_ms);
             ++dead_letters;
@@ -235,11 +239,33 @@ void Saver::commit_group(const std::vector<Queued>& group) {
     stats_.stored += counts.inserted;
     stats_.duplicates += counts.duplicates;
     stats_.statuses += statuses;
+    stats_.telemetry += telemetry;
     stats_.dead_letters += dead_letters;
     stats_.unix_ms_filled += filled;
-    log_.debug("committed {} messages: {} readings stored, {} duplicates, {} statuses, {} dead letters", group.size(),
-               counts.inserted, counts.duplicates, statuses, dead_letters);
+    log_.debug("committed {} messages: {} readings stored, {} duplicates, {} statuses, {} telemetry, {} dead letters",
+               group.size(), counts.inserted, counts.duplicates, statuses, telemetry, dead_letters);
     for (const auto& [key, watermark] : acks) publish_ack(*key, watermark);
+    if (telemetry > 0) {
+        for (const Queued& queued : group) {
+            if (const auto* health = std::get_if<DeviceTelemetry>(&queued.message)) report_drops(*health);
+        }
+    }
+}
+
+void Saver::report_drops(const DeviceTelemetry& health) {
+    const protocol::Telemetry& t = health.telemetry;
+    auto found = reported_drops_.find(health.device);
+    if (found == reported_drops_.end()) found = reported_drops_.emplace(health.device, DropCount{}).first;
+    DropCount& last = found->second;
+    const bool changed = last.incarnation != t.incarnation || last.dropped != t.dropped;
+    if (changed && t.dropped > 0) {
+        log_.warn("device {} (incarnation {:016x}) has dropped {} readings because its store was full{}", health.device,
+                  t.incarnation, t.dropped,
+                  last.incarnation == t.incarnation && last.dropped > 0 && t.dropped > last.dropped
+                      ? fmt::format(" ({} more since the last report)", t.dropped - last.dropped)
+                      : std::string());
+    }
+    last = DropCount{t.incarnation, t.dropped};
 }
 
 void Saver::publish_ack(const DeviceKey& key, std::uint64_t watermark) {

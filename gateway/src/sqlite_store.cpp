@@ -55,6 +55,25 @@ CREATE TABLE devices (
     updated_unix_ms INTEGER
 );
 )sql",
+    // v2: device health from .../telemetry (docs/protocol.md §5a), one row per message.
+    R"sql(
+CREATE TABLE device_health (
+    id INTEGER PRIMARY KEY,
+    device TEXT NOT NULL,
+    received_unix_ms INTEGER NOT NULL,  -- the gateway's clock (devices may have none)
+    incarnation INTEGER NOT NULL,       -- u64 bit-cast to i64
+    boot INTEGER NOT NULL,
+    uptime_ms INTEGER NOT NULL,
+    held INTEGER NOT NULL,
+    oldest_unacked_age_ms INTEGER NOT NULL,
+    dropped INTEGER NOT NULL,
+    reconnects INTEGER NOT NULL,
+    next_seq INTEGER NOT NULL,
+    acked_through INTEGER NOT NULL
+);
+-- "Latest health of each device" and per-device history.
+CREATE INDEX device_health_by_device ON device_health (device, received_unix_ms);
+)sql",
 };
 static_assert(std::size(kMigrations) == static_cast<std::size_t>(kSchemaVersion),
               "one migration step per schema version");
@@ -83,9 +102,14 @@ int schema_version(sqlite::Database& db) {
     return static_cast<int>(statement.column_int64(0));
 }
 
-void migrate(sqlite::Database& db) {
+void migrate(sqlite::Database& db) { migrate(db, kSchemaVersion); }
+
+void migrate(sqlite::Database& db, int target_version) {
     refuse_newer(db);
-    for (int version = schema_version(db); version < kSchemaVersion; ++version) {
+    if (target_version < 0 || target_version > kSchemaVersion) {
+        throw std::invalid_argument(fmt::format("no schema version {}", target_version));
+    }
+    for (int version = schema_version(db); version < target_version; ++version) {
         sqlite::Transaction transaction(db);
         // Re-read inside the write lock: another process may have migrated meanwhile.
         if (schema_version(db) != version) {
@@ -180,6 +204,25 @@ public:
         upsert.step();
     }
 
+    void add_telemetry(const DeviceTelemetry& telemetry, std::int64_t received_unix_ms) override {
+        sqlite::Statement& add = store_.add_telemetry_;
+        const protocol::Telemetry& t = telemetry.telemetry;
+        // Counts above 2^63-1 were rejected at decode.
+        add.reset();
+        add.bind_text(1, telemetry.device)
+            .bind_int64(2, received_unix_ms)
+            .bind_int64(3, as_db_int(t.incarnation))
+            .bind_int64(4, t.boot)
+            .bind_int64(5, static_cast<std::int64_t>(t.uptime_ms))
+            .bind_int64(6, static_cast<std::int64_t>(t.held))
+            .bind_int64(7, static_cast<std::int64_t>(t.oldest_unacked_age_ms))
+            .bind_int64(8, static_cast<std::int64_t>(t.dropped))
+            .bind_int64(9, t.reconnects)
+            .bind_int64(10, static_cast<std::int64_t>(t.next_seq))
+            .bind_int64(11, static_cast<std::int64_t>(t.acked_through));
+        add.step();
+    }
+
     void commit() override { transaction_.commit(); }
 
 private:
@@ -218,6 +261,10 @@ SqliteStore::SqliteStore(const StoreOptions& options) : db_(options.path) {
         " ON CONFLICT (device) DO UPDATE SET online = excluded.online, incarnation = excluded.incarnation,"
         " boot = excluded.boot, firmware_version = excluded.firmware_version,"
         " updated_unix_ms = excluded.updated_unix_ms");
+    add_telemetry_ = db_.prepare(
+        "INSERT INTO device_health (device, received_unix_ms, incarnation, boot, uptime_ms, held,"
+        " oldest_unacked_age_ms, dropped, reconnects, next_seq, acked_through)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
     load_watermark_ = db_.prepare("SELECT watermark FROM watermarks WHERE device = ?1 AND incarnation = ?2");
     // Gaps and islands: within one run of consecutive seqs, seq - row_number is constant.
     load_ranges_ = db_.prepare(

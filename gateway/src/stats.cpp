@@ -19,6 +19,7 @@ StatsSnapshot Stats::snapshot() const {
     s.duplicates = duplicates.load();
     s.unix_ms_filled = unix_ms_filled.load();
     s.statuses = statuses.load();
+    s.telemetry = telemetry.load();
     s.dead_letters = dead_letters.load();
     s.acks_sent = acks_sent.load();
     s.ack_failures = ack_failures.load();
@@ -43,6 +44,7 @@ std::string format_stats(const StatsSnapshot& s) {
         s.received, s.stored, s.duplicates, s.batches, s.statuses, malformed_total,
         by_type.empty() ? "" : fmt::format(" ({})", by_type), s.dead_letters, s.acks_sent, s.ack_failures, s.commits,
         s.commit_failures, s.queue_depth);
+    if (s.telemetry != 0) line += fmt::format(" telemetry={}", s.telemetry);
     if (s.unix_ms_filled != 0) line += fmt::format(" unix_ms_filled={}", s.unix_ms_filled);
     if (s.dropped_at_stop != 0) line += fmt::format(" dropped_at_stop={}", s.dropped_at_stop);
     return line;

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstring>
 #include <deque>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -59,12 +60,17 @@ public:
     hal::SensorStatus read(std::uint8_t channel, double* value) override {
         if (channel >= reads.size()) return hal::SensorStatus::NoSuchChannel;
         if (channel == failing_channel) return hal::SensorStatus::Error;
+        if (channel == nan_channel) {
+            *value = std::numeric_limits<double>::quiet_NaN();  // "no value", yet Ok
+            return hal::SensorStatus::Ok;
+        }
         *value = channel * 1000.0 + static_cast<double>(reads[channel]++);
         return hal::SensorStatus::Ok;
     }
 
     std::vector<std::uint64_t> reads;
     int failing_channel = -1;
+    int nan_channel = -1;
 };
 
 // Plays back broker bytes chunk by chunk and records what the client sent.

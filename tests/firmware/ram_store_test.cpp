@@ -136,5 +136,19 @@ TEST(RamStore, ZeroCapacityRefusesEverything) {
     EXPECT_EQ(store.append(reading(0, 0, 0), &seq), StoreStatus::Full);
 }
 
+TEST(RamStore, RemembersOnlyTheRunningBootsWallOffset) {
+    RamStore<4> store(7);
+    std::int64_t offset = 0;
+    EXPECT_FALSE(store.wall_offset(0, &offset));
+    EXPECT_EQ(store.note_wall_offset(-1'234), StoreStatus::Ok);
+    ASSERT_TRUE(store.wall_offset(0, &offset));
+    EXPECT_EQ(offset, -1'234);
+    EXPECT_EQ(store.note_wall_offset(1'700'000'000'000), StoreStatus::Ok);
+    ASSERT_TRUE(store.wall_offset(0, &offset));
+    EXPECT_EQ(offset, 1'700'000'000'000);
+    EXPECT_FALSE(store.wall_offset(1, &offset)) << "RAM knows no other boot";
+    EXPECT_FALSE(store.wall_offset(0, nullptr));
+}
+
 }  // namespace
 }  // namespace fieldlink::reader

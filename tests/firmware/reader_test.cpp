@@ -2,6 +2,8 @@
 // sampling, the in-flight window, commit acks, resends, reconnects and time.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,6 +23,9 @@ constexpr char kDevice[] = "dev1";
 
 struct RecordingEvents final : ReaderEvents {
     void on_reading(const StoredReading& r) override { readings.push_back(r); }
+    void on_sample_failed(std::uint8_t channel, hal::SensorStatus status) override {
+        sample_failures.emplace_back(channel, status);
+    }
     void on_store_error(StoreStatus s) override { store_errors.push_back(s); }
     void on_link_down(mqtt::Status reason, hal::TransportStatus, bool, std::uint32_t retry_in_ms) override {
         link_downs.push_back(reason);
@@ -34,6 +39,7 @@ struct RecordingEvents final : ReaderEvents {
     void on_ready() override { ++readies; }
 
     std::vector<StoredReading> readings;
+    std::vector<std::pair<std::uint8_t, hal::SensorStatus>> sample_failures;
     std::vector<StoreStatus> store_errors;
     std::vector<mqtt::Status> link_downs;
     std::vector<std::uint32_t> retry_delays;
@@ -45,9 +51,14 @@ struct RecordingEvents final : ReaderEvents {
 
 // A store shaped like a flash spool after a reboot: a backlog from an
 // earlier boot, a gap below `oldest` that was trimmed before the reboot.
+// Keeps the wall-clock offset noted in each boot, as the spool does.
 class BacklogStore final : public ReadingStore {
 public:
-    BacklogStore(std::uint32_t current_boot) : boot_(current_boot) {}
+    explicit BacklogStore(std::uint32_t current_boot) : boot_(current_boot) {}
+
+    // What a power cycle does to a spool: a new boot, which knows no offset yet.
+    void reboot() { ++boot_; }
+    void set_offset(std::uint32_t boot, std::int64_t offset_ms) { offsets_[boot] = offset_ms; }
 
     void add(std::uint32_t boot, std::uint8_t channel, std::uint64_t mono_ms, double value) {
         StoredReading r;
@@ -85,8 +96,29 @@ public:
     std::uint64_t next_seq() const override { return next_; }
     std::uint64_t held() const override { return held_.size(); }
     std::uint64_t dropped() const override { return 0; }
+    StoreStatus note_wall_offset(std::int64_t offset_ms) override {
+        ++notes;
+        if (note_status == StoreStatus::Ok || note_status == StoreStatus::Full) offsets_[boot_] = offset_ms;
+        return note_status;
+    }
+    bool wall_offset(std::uint32_t boot, std::int64_t* offset_ms) override {
+        ++offset_queries[boot];
+        const auto found = offsets_.find(boot);
+        if (found == offsets_.end()) return false;
+        *offset_ms = found->second;
+        return true;
+    }
+    std::optional<std::int64_t> noted(std::uint32_t boot) const {
+        const auto found = offsets_.find(boot);
+        return found == offsets_.end() ? std::nullopt : std::optional(found->second);
+    }
+
+    int notes = 0;
+    StoreStatus note_status = StoreStatus::Ok;
+    std::map<std::uint32_t, int> offset_queries;
 
 private:
+    std::map<std::uint32_t, std::int64_t> offsets_;
     std::uint32_t boot_;
     std::uint64_t next_ = 1;
     std::uint64_t oldest_ = 1;
@@ -127,6 +159,35 @@ protected:
         }
     }
     void run_for(std::uint64_t ms) { run_until(clock.now + ms); }
+
+    // A power cycle: the old reader is gone without a goodbye, the store
+    // starts its next boot, and the monotonic clock starts again at 0.
+    void reboot_into(const ReaderConfig& c, BacklogStore& s) {
+        broker.drop_connection();
+        s.reboot();
+        clock.now = 0;
+        start(c, s);
+    }
+
+    std::vector<protocol::Telemetry> telemetry_messages() const {
+        std::vector<protocol::Telemetry> out;
+        for (const auto& p : broker.on_topic("fieldlink/v1/dev1/telemetry")) {
+            EXPECT_EQ(p.qos, 0u);
+            EXPECT_FALSE(p.retain);
+            protocol::Telemetry t;
+            EXPECT_EQ(protocol::decode_telemetry(p.payload.data(), p.payload.size(), &t), protocol::Status::Ok);
+            out.push_back(t);
+        }
+        return out;
+    }
+
+    std::uint64_t mono_of(std::uint64_t seq) const {
+        for (const StoredReading& r : events.readings) {
+            if (r.seq == seq) return r.record.mono_ms;
+        }
+        ADD_FAILURE() << "no reading " << seq;
+        return 0;
+    }
     // Lets the reader handle what is queued without moving the clock much.
     void settle() {
         for (int i = 0; i < 5; ++i) reader->poll(0);
@@ -562,6 +623,263 @@ TEST_F(ReaderTest, ShutdownSaysOfflineAndDisconnects) {
     EXPECT_EQ(status.state, protocol::DeviceState::Offline);
     EXPECT_TRUE(statuses[1].retain);
     EXPECT_EQ(reader->link_state(), LinkState::Offline);
+}
+
+TEST_F(ReaderTest, NotesTheOffsetOncePerBootAndAgainOnlyBeyondTheTolerance) {
+    BacklogStore spool(/*current_boot=*/0);
+    ReaderConfig c = config();
+    c.ack_timeout_ms = 60'000;
+    c.offset_tolerance_ms = 250;
+    start(c, spool);
+    run_until(2'500);
+    const std::int64_t base = 1'700'000'000'000;
+    const auto ack = [&](std::uint64_t watermark, std::int64_t drift) {
+        broker.deliver_ack(kDevice, kIncarnation, watermark, base + static_cast<std::int64_t>(clock.now) + drift);
+        settle();
+    };
+    ack(1, 0);
+    EXPECT_EQ(spool.notes, 1);
+    EXPECT_EQ(spool.noted(0), base);
+    ack(2, 200);  // jitter within the tolerance: not noted, but the latest ack still wins in RAM
+    EXPECT_EQ(spool.notes, 1);
+    EXPECT_EQ(reader->wall_offset_ms(), base + 200);
+    ack(3, 251);  // measured from what was noted
+    EXPECT_EQ(spool.notes, 2);
+    EXPECT_EQ(spool.noted(0), base + 251);
+    ack(4, 10);  // 241 from the noted value
+    EXPECT_EQ(spool.notes, 2);
+    ack(5, -300);
+    EXPECT_EQ(spool.notes, 3);
+    EXPECT_EQ(spool.noted(0), base - 300);
+    EXPECT_EQ(reader->counters().offsets_noted, 3u);
+}
+
+TEST_F(ReaderTest, AFailedOffsetNoteIsTriedAgainWithTheNextAck) {
+    BacklogStore spool(/*current_boot=*/0);
+    ReaderConfig c = config();
+    c.ack_timeout_ms = 60'000;
+    start(c, spool);
+    run_until(2'500);
+    spool.note_status = StoreStatus::IoError;
+    broker.deliver_ack(kDevice, kIncarnation, 1, 1'700'000'000'000);
+    settle();
+    EXPECT_EQ(spool.notes, 1);
+    EXPECT_EQ(reader->counters().offsets_noted, 0u);
+    EXPECT_EQ(reader->counters().store_errors, 1u);
+    EXPECT_EQ(events.store_errors, (std::vector<StoreStatus>{StoreStatus::IoError}));
+    EXPECT_TRUE(reader->offset_known()) << "batches of this boot may carry it meanwhile";
+
+    spool.note_status = StoreStatus::Ok;
+    broker.deliver_ack(kDevice, kIncarnation, 2, 1'700'000'000'000);  // same offset: noted now
+    settle();
+    EXPECT_EQ(spool.notes, 2);
+    EXPECT_EQ(reader->counters().offsets_noted, 1u);
+    EXPECT_EQ(spool.noted(0), 1'700'000'000'000 - static_cast<std::int64_t>(clock.now));
+
+    // Full: the store keeps it in RAM and writes it later; that counts as noted.
+    spool.note_status = StoreStatus::Full;
+    broker.deliver_ack(kDevice, kIncarnation, 3, 1'700'000'010'000);
+    settle();
+    EXPECT_EQ(spool.notes, 3);
+    EXPECT_EQ(reader->counters().offsets_noted, 2u);
+    EXPECT_EQ(reader->counters().store_errors, 1u);
+}
+
+TEST_F(ReaderTest, EarlierBootBatchesCarryTheOffsetNotedInThatBoot) {
+    BacklogStore spool(/*current_boot=*/0);
+    ReaderConfig c = config();
+    c.ack_timeout_ms = 5'000;
+    c.telemetry_interval_ms = 0;
+    start(c, spool);
+    run_until(2'500);  // seq 1..9, boot 0
+    const std::int64_t boot0_gateway = 1'700'000'000'000;
+    broker.deliver_ack(kDevice, kIncarnation, 3, boot0_gateway);
+    settle();
+    const std::int64_t boot0_offset = boot0_gateway - static_cast<std::int64_t>(clock.now);
+    ASSERT_EQ(spool.noted(0), boot0_offset);
+
+    reboot_into(c, spool);  // boot 1
+    spool.offset_queries.clear();
+    EXPECT_FALSE(reader->offset_known());
+    EXPECT_EQ(reader->acked_through(), 3u);
+    run_until(12'000);  // the boot-0 backlog goes out, and again after each ack timeout
+    const int connection = broker.opens;
+    int boot0_batches = 0;
+    for (const auto& batch : broker.batches()) {
+        if (batch.connection != connection) continue;
+        if (batch.header.boot == 0) {
+            ++boot0_batches;
+            EXPECT_TRUE(batch.header.offset_known);
+            EXPECT_EQ(batch.header.wall_offset_ms, boot0_offset);
+        } else {
+            EXPECT_EQ(batch.header.boot, 1u);
+            EXPECT_FALSE(batch.header.offset_known) << "boot 1 has had no ack yet";
+        }
+    }
+    EXPECT_GE(boot0_batches, 4);
+    EXPECT_EQ(spool.offset_queries[0], 1) << "an earlier boot's offset is asked for once";
+
+    // An ack in boot 1 gives boot 1 its own offset; boot 0 keeps its own.
+    const std::int64_t boot1_gateway = 1'700'000'100'000;
+    const auto ack_at = static_cast<std::int64_t>(clock.now);
+    broker.deliver_ack(kDevice, kIncarnation, 9, boot1_gateway);
+    settle();
+    const std::int64_t boot1_offset = boot1_gateway - ack_at;
+    EXPECT_EQ(spool.noted(1), boot1_offset);
+    EXPECT_EQ(spool.noted(0), boot0_offset);
+    const std::size_t before = broker.batches().size();
+    run_for(12'000);
+    const auto batches = broker.batches();
+    bool boot0_after = false;
+    bool boot1_after = false;
+    for (std::size_t i = before; i < batches.size(); ++i) {
+        const protocol::BatchHeader& h = batches[i].header;
+        ASSERT_TRUE(h.offset_known) << "batch " << h.first_seq;
+        EXPECT_EQ(h.wall_offset_ms, h.boot == 0 ? boot0_offset : boot1_offset) << "batch " << h.first_seq;
+        (h.boot == 0 ? boot0_after : boot1_after) = true;
+    }
+    EXPECT_TRUE(boot0_after);
+    EXPECT_TRUE(boot1_after);
+    EXPECT_EQ(spool.offset_queries[0], 1);
+}
+
+TEST_F(ReaderTest, ABootThatNeverLearnedItsOffsetSendsItsBacklogWithoutOne) {
+    BacklogStore spool(/*current_boot=*/0);
+    ReaderConfig c = config();
+    c.ack_timeout_ms = 60'000;
+    c.telemetry_interval_ms = 0;
+    broker.refuse_open = true;
+    start(c, spool);
+    run_until(2'500);  // boot 0 entirely offline: seq 1..9
+    ASSERT_TRUE(broker.batches().empty());
+    broker.refuse_open = false;
+    reboot_into(c, spool);
+    run_until(100);
+    const auto batches = broker.batches();
+    ASSERT_FALSE(batches.empty());
+    EXPECT_EQ(batches[0].header.first_seq, 1u);
+    for (const auto& batch : batches) {
+        if (batch.header.boot == 0) {
+            EXPECT_FALSE(batch.header.offset_known);
+        }
+    }
+    EXPECT_FALSE(spool.noted(0).has_value());
+}
+
+TEST_F(ReaderTest, PublishesTelemetryAtQos0EveryInterval) {
+    ReaderConfig c = config();
+    c.ack_timeout_ms = 60'000;
+    c.telemetry_interval_ms = 10'000;
+    start(c);
+    run_until(25'000);
+    auto messages = telemetry_messages();
+    ASSERT_EQ(messages.size(), 3u);
+    for (std::size_t i = 0; i < messages.size(); ++i) {
+        const protocol::Telemetry& t = messages[i];
+        EXPECT_EQ(t.incarnation, kIncarnation);
+        EXPECT_EQ(t.boot, 0u);
+        EXPECT_GE(t.uptime_ms, i * 10'000);
+        EXPECT_LT(t.uptime_ms, i * 10'000 + 1'000);
+        EXPECT_EQ(t.reconnects, 0u);
+        EXPECT_EQ(t.dropped, 0u);
+        EXPECT_EQ(t.acked_through, 0u);
+        EXPECT_EQ(t.held, t.next_seq - 1) << "nothing acked yet";
+        if (t.held > 0) {
+            EXPECT_EQ(t.oldest_unacked_age_ms, t.uptime_ms - mono_of(1));
+        }
+    }
+    EXPECT_GT(messages.back().held, 0u);
+
+    broker.deliver_ack(kDevice, kIncarnation, 6);
+    settle();
+    run_until(31'000);
+    messages = telemetry_messages();
+    ASSERT_EQ(messages.size(), 4u);
+    const protocol::Telemetry& t = messages.back();
+    EXPECT_EQ(t.acked_through, 6u);
+    EXPECT_EQ(t.held, t.next_seq - 7);
+    EXPECT_EQ(t.oldest_unacked_age_ms, t.uptime_ms - mono_of(7));
+    EXPECT_EQ(reader->counters().telemetry_sent, 4u);
+}
+
+TEST_F(ReaderTest, TelemetryCountsReconnectsAndWaitsForTheLink) {
+    ReaderConfig c = config();
+    c.ack_timeout_ms = 60'000;
+    c.telemetry_interval_ms = 10'000;
+    start(c);
+    run_until(5'000);
+    ASSERT_EQ(telemetry_messages().size(), 1u);
+    broker.drop_connection();
+    broker.refuse_open = true;
+    run_until(25'000);  // due at 10 s and 20 s, but offline
+    EXPECT_EQ(telemetry_messages().size(), 1u);
+    broker.refuse_open = false;
+    run_until(40'000);
+    const auto messages = telemetry_messages();
+    ASSERT_GE(messages.size(), 2u);
+    EXPECT_EQ(messages[1].reconnects, 1u);
+    EXPECT_LT(messages[1].uptime_ms, 40'000u);
+}
+
+TEST_F(ReaderTest, NoTelemetryWhenTheIntervalIsZero) {
+    ReaderConfig c = config();
+    c.telemetry_interval_ms = 0;
+    auto_ack = true;
+    start(c);
+    run_until(30'000);
+    EXPECT_TRUE(telemetry_messages().empty());
+    EXPECT_EQ(reader->counters().telemetry_sent, 0u);
+}
+
+TEST_F(ReaderTest, OldestAgeAcrossBootsUsesBothOffsetsOrFallsBackToUptime) {
+    BacklogStore spool(/*current_boot=*/2);
+    spool.add(0, 0, 50, 1.0);   // seq 1, boot 0: no offset was ever noted
+    spool.add(0, 0, 60, 2.0);   // seq 2
+    spool.add(1, 0, 100, 3.0);  // seq 3, boot 1
+    spool.add(1, 0, 200, 4.0);  // seq 4
+    const std::int64_t boot1_offset = 1'700'000'000'000;
+    spool.set_offset(1, boot1_offset);
+    ReaderConfig c = config();
+    c.telemetry_interval_ms = 0;
+    c.ack_timeout_ms = 60'000;
+    start(c, spool);
+    run_until(4'000);
+    EXPECT_EQ(reader->telemetry().oldest_unacked_age_ms, clock.now) << "no offset: at least this boot's uptime";
+
+    broker.deliver_ack(kDevice, kIncarnation, 1, boot1_offset + 3'600'000);
+    settle();
+    ASSERT_TRUE(reader->offset_known());
+    EXPECT_EQ(reader->telemetry().oldest_unacked_age_ms, clock.now) << "boot 0's offset is unknown";
+
+    // Seq 4 (boot 1, mono 200) is the oldest now; wall-clock now is the ack's time.
+    const std::int64_t gateway_now = boot1_offset + 3'600'000;
+    broker.deliver_ack(kDevice, kIncarnation, 3, gateway_now);
+    settle();
+    const protocol::Telemetry t = reader->telemetry();
+    EXPECT_EQ(t.held, spool.held());
+    EXPECT_EQ(t.oldest_unacked_age_ms, 3'600'000u - 200u);
+    EXPECT_EQ(t.boot, 2u);
+    EXPECT_EQ(t.acked_through, 3u);
+}
+
+TEST_F(ReaderTest, NanSamplesAreCountedAndNeverStored) {
+    sensors.nan_channel = 2;
+    auto_ack = true;
+    start(config());
+    run_until(2'500);
+    EXPECT_EQ(reader->counters().sensor_errors, 3u);
+    EXPECT_EQ(reader->counters().produced, 6u);
+    for (const StoredReading& r : events.readings) EXPECT_FALSE(std::isnan(r.record.value));
+    ASSERT_EQ(events.sample_failures.size(), 3u);
+    for (const auto& [channel, status] : events.sample_failures) {
+        EXPECT_EQ(channel, 2);
+        EXPECT_EQ(status, hal::SensorStatus::NoValue);
+    }
+    // Every batch made it through the codec (which refuses NaN).
+    std::size_t up = 0;
+    for (const auto& p : broker.published) up += p.topic == "fieldlink/v1/dev1/up" ? 1 : 0;
+    EXPECT_EQ(broker.batches().size(), up);
+    EXPECT_TRUE(reader->drained());
 }
 
 }  // namespace

@@ -190,6 +190,10 @@ public:
         }
     }
     void publish(const std::vector<std::uint8_t>& payload) { publish_async(payload)->wait_for(kMessageLimit); }
+    void publish_telemetry(const std::vector<std::uint8_t>& payload) {
+        client_.publish("fieldlink/v1/" + id_ + "/telemetry", payload.data(), payload.size(), 0, false)
+            ->wait_for(kMessageLimit);
+    }
     mqtt::delivery_token_ptr publish_async(const std::vector<std::uint8_t>& payload) {
         return client_.publish("fieldlink/v1/" + id_ + "/up", payload.data(), payload.size(), 1, false);
     }
@@ -267,6 +271,33 @@ TEST_F(GatewayMqttTest, BinaryBatchIsStoredAndAcked) {
     EXPECT_EQ(after->watermark, 6u);
     gateway.stop();
     EXPECT_EQ(count(db_path_, "SELECT count(*) FROM dead_letters WHERE error = 'truncated'"), 1);
+}
+
+TEST_F(GatewayMqttTest, TelemetryIsSubscribedAndStored) {
+    Mosquitto broker(dir_, port_);
+    ASSERT_TRUE(broker.wait_ready()) << broker.log();
+    Gateway gateway(db_path_, port_, test::quiet_logger());
+    ASSERT_TRUE(eventually([&] { return gateway.link().subscribed(); }, kStartupLimit)) << broker.log();
+
+    Device device(port_, "dev-7");
+    protocol::Telemetry t;
+    t.incarnation = 0xa1;
+    t.boot = 2;
+    t.held = 42;
+    t.next_seq = 43;
+    std::vector<std::uint8_t> payload(protocol::kTelemetrySize);
+    std::size_t written = 0;
+    ASSERT_EQ(protocol::encode_telemetry(t, payload.data(), payload.size(), &written), protocol::Status::Ok);
+    device.publish_telemetry(payload);
+    ASSERT_TRUE(eventually([&] { return gateway.stats().telemetry.load() >= 1; }, kMessageLimit));
+    device.publish_telemetry({'b', 'a', 'd'});
+    ASSERT_TRUE(eventually([&] { return gateway.stats().dead_letters.load() >= 1; }, kMessageLimit));
+    gateway.stop();
+    EXPECT_EQ(count(db_path_, "SELECT count(*) FROM device_health WHERE device = 'dev-7' AND held = 42 AND boot = 2"),
+              1);
+    EXPECT_EQ(count(db_path_, "SELECT count(*) FROM dead_letters WHERE error = 'truncated' AND topic LIKE "
+                              "'%/telemetry'"),
+              1);
 }
 
 TEST_F(GatewayMqttTest, BrokerKeepsMessagesWhileTheGatewayIsDown) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdio>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -65,6 +66,7 @@ private:
         }
         void add_dead_letter(const Rejected& r, std::int64_t t) override { inner_->add_dead_letter(r, t); }
         void upsert_device(const DeviceStatus& s, std::int64_t t) override { inner_->upsert_device(s, t); }
+        void add_telemetry(const DeviceTelemetry& h, std::int64_t t) override { inner_->add_telemetry(h, t); }
         void commit() override {
             ++owner_.attempts;
             if (owner_.failures_left.load() > 0) {
@@ -397,6 +399,85 @@ TEST_F(SaverTest, FullQueueBlocksTheProducerUntilTheWriterDrainsIt) {
     EXPECT_TRUE(third_done.load());
     saver.flush();
     EXPECT_EQ(count(db(), "SELECT count(*) FROM readings"), 3);
+}
+
+std::vector<std::uint8_t> telemetry_payload(std::uint64_t incarnation, std::uint64_t dropped) {
+    protocol::Telemetry t;
+    t.incarnation = incarnation;
+    t.boot = 1;
+    t.uptime_ms = 60'000;
+    t.held = 12;
+    t.dropped = dropped;
+    t.next_seq = 100;
+    t.acked_through = 87;
+    std::vector<std::uint8_t> out(protocol::kTelemetrySize);
+    std::size_t written = 0;
+    EXPECT_EQ(protocol::encode_telemetry(t, out.data(), out.size(), &written), protocol::Status::Ok);
+    out.resize(written);
+    return out;
+}
+
+std::string read_all(std::FILE* file) {
+    std::fflush(file);
+    std::rewind(file);
+    std::string text;
+    char buffer[4096];
+    for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, file)) > 0;) text.append(buffer, n);
+    return text;
+}
+
+std::size_t occurrences(const std::string& text, const std::string& what) {
+    std::size_t n = 0;
+    for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+    return n;
+}
+
+TEST_F(SaverTest, TelemetryIsStoredInTheGroupCommitAndDropsAreWarnedOncePerChange) {
+    std::FILE* sink = std::tmpfile();
+    ASSERT_NE(sink, nullptr);
+    Logger log(LogLevel::Warn, sink);
+    SaverSettings settings;
+    settings.batch_max_rows = 1000;
+    settings.queue_capacity = 16;
+    Saver saver(settings, *store_, publisher_, clock_, log, stats_);
+    const std::string topic = "fieldlink/v1/dev-1/telemetry";
+    // Queued before the writer starts, so they share one transaction with the batch.
+    ASSERT_TRUE(saver.submit(topic, telemetry_payload(0xa1, 0)));
+    ASSERT_TRUE(submit(saver, BatchSpec{}));
+    ASSERT_TRUE(saver.submit(topic, telemetry_payload(0xa1, 5)));
+    ASSERT_TRUE(saver.submit(topic, telemetry_payload(0xa1, 5)));
+    ASSERT_TRUE(saver.submit(topic, telemetry_payload(0xa1, 7)));
+    ASSERT_TRUE(saver.submit(topic, telemetry_payload(0xb2, 7)));  // a new incarnation
+    auto broken = telemetry_payload(0xa1, 9);
+    broken.back() ^= 0xff;
+    ASSERT_TRUE(saver.submit(topic, broken));
+    saver.start();
+    saver.flush();
+    saver.stop();
+
+    EXPECT_EQ(count(db(), "SELECT count(*) FROM device_health"), 5);
+    EXPECT_EQ(count(db(), "SELECT count(*) FROM device_health WHERE device = 'dev-1' AND held = 12 AND "
+                          "acked_through = 87 AND next_seq = 100 AND uptime_ms = 60000 AND boot = 1"),
+              5);
+    EXPECT_EQ(count(db(), "SELECT received_unix_ms FROM device_health LIMIT 1"), kNow);
+    EXPECT_EQ(count(db(), "SELECT count(*) FROM readings"), 2);
+    EXPECT_EQ(count(db(), "SELECT count(*) FROM dead_letters WHERE error = 'bad_checksum' AND topic = '" + topic + "'"),
+              1);
+    const StatsSnapshot s = stats_.snapshot();
+    EXPECT_EQ(s.telemetry, 5u);
+    EXPECT_EQ(s.commits, 1u) << "one group commit for everything queued";
+    EXPECT_NE(format_stats(s).find(" telemetry=5"), std::string::npos) << format_stats(s);
+    EXPECT_EQ(publisher_.acks_for("dev-1").size(), 1u) << "telemetry is not acked";
+
+    const std::string logged = read_all(sink);
+    std::fclose(sink);
+    EXPECT_EQ(occurrences(logged, "has dropped"), 3u) << logged;
+    EXPECT_NE(logged.find("device dev-1 (incarnation 00000000000000a1) has dropped 5 readings"), std::string::npos)
+        << logged;
+    EXPECT_NE(logged.find("has dropped 7 readings because its store was full (2 more since the last report)"),
+              std::string::npos)
+        << logged;
+    EXPECT_NE(logged.find("(incarnation 00000000000000b2) has dropped 7 readings"), std::string::npos) << logged;
 }
 
 }  // namespace

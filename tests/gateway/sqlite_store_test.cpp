@@ -6,6 +6,7 @@
 #include <bit>
 #include <cstring>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -74,7 +75,7 @@ TEST_F(SqliteStoreTest, FreshDatabaseGetsTheCurrentSchemaInWalMode) {
     EXPECT_EQ(schema_version(store.database()), kSchemaVersion);
     EXPECT_EQ(store.journal_mode(), "wal");
     EXPECT_EQ(count(store.database(), "PRAGMA synchronous"), 2) << "FULL by default";
-    for (const char* table : {"readings", "watermarks", "dead_letters", "devices"}) {
+    for (const char* table : {"readings", "watermarks", "dead_letters", "devices", "device_health"}) {
         EXPECT_EQ(count(store.database(),
                         std::string("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '") + table +
                             "'"),
@@ -127,6 +128,48 @@ TEST_F(SqliteStoreTest, MigrateIsIdempotent) {
     migrate(db);
     migrate(db);
     EXPECT_EQ(schema_version(db), kSchemaVersion);
+}
+
+TEST_F(SqliteStoreTest, VersionOneFileIsUpgradedAndKeepsItsData) {
+    {
+        // A file as the first released gateway left it: schema v1 with data.
+        sqlite::Database db(options().path);
+        migrate(db, 1);
+        ASSERT_EQ(schema_version(db), 1);
+        db.exec("INSERT INTO readings (device, incarnation, seq, boot, channel, mono_ms, unix_ms, value,"
+                " received_unix_ms) VALUES ('old-1', 161, 1, 0, 2, 1000, NULL, 21.5, 5)");
+        db.exec("INSERT INTO watermarks (device, incarnation, watermark, updated_unix_ms) VALUES ('old-1', 161, 1, 5)");
+        EXPECT_EQ(count(db, "SELECT count(*) FROM sqlite_master WHERE name = 'device_health'"), 0);
+    }
+    SqliteStore store(options());
+    EXPECT_EQ(schema_version(store.database()), 2);
+    EXPECT_EQ(count(store.database(), "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = "
+                                      "'device_health'"),
+              1);
+    EXPECT_EQ(count(store.database(), "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = "
+                                      "'device_health_by_device'"),
+              1);
+    ASSERT_EQ(rows(store.database(), "old-1").size(), 1u);
+    EXPECT_EQ(rows(store.database(), "old-1")[0].value, 21.5);
+    EXPECT_EQ(store.load_watermark({"old-1", 161}).watermark, 1u);
+    // The upgraded file takes telemetry like a new one.
+    {
+        auto transaction = store.begin();
+        transaction->add_telemetry(DeviceTelemetry{"old-1", {}}, 7);
+        transaction->commit();
+    }
+    EXPECT_EQ(count(store.database(), "SELECT count(*) FROM device_health"), 1);
+}
+
+TEST_F(SqliteStoreTest, MigrateStopsAtTheTargetAndNeverGoesBack) {
+    sqlite::Database db(options().path);
+    migrate(db, 1);
+    EXPECT_EQ(schema_version(db), 1);
+    migrate(db, 2);
+    EXPECT_EQ(schema_version(db), 2);
+    migrate(db, 1);
+    EXPECT_EQ(schema_version(db), 2);
+    EXPECT_THROW(migrate(db, kSchemaVersion + 1), std::invalid_argument);
 }
 
 TEST_F(SqliteStoreTest, NotADatabaseFileFailsWithTheSqliteCode) {
@@ -275,6 +318,47 @@ TEST_F(SqliteStoreTest, DeviceStatusIsUpserted) {
     EXPECT_EQ(select.column_int64(2), 4);
     EXPECT_EQ(select.column_text(3), "1.0.0");
     EXPECT_EQ(select.column_int64(4), 20);
+    EXPECT_FALSE(select.step());
+}
+
+TEST_F(SqliteStoreTest, TelemetryIsOneRowPerMessage) {
+    SqliteStore store(options());
+    DeviceTelemetry health{"dev-1", {}};
+    protocol::Telemetry& t = health.telemetry;
+    t.incarnation = 0xfedcba9876543210ull;  // above 2^63: stored bit-cast, like readings
+    t.boot = 3;
+    t.reconnects = 4;
+    t.uptime_ms = 3'600'000;
+    t.held = 1'500;
+    t.oldest_unacked_age_ms = 30'000;
+    t.dropped = 7;
+    t.next_seq = 4'001;
+    t.acked_through = 2'500;
+    {
+        auto transaction = store.begin();
+        transaction->add_telemetry(health, 111);
+        t.held = 10;
+        transaction->add_telemetry(health, 222);
+        transaction->commit();
+    }
+    sqlite::Statement select = store.database().prepare(
+        "SELECT device, received_unix_ms, incarnation, boot, uptime_ms, held, oldest_unacked_age_ms, dropped,"
+        " reconnects, next_seq, acked_through FROM device_health ORDER BY id");
+    ASSERT_TRUE(select.step());
+    EXPECT_EQ(select.column_text(0), "dev-1");
+    EXPECT_EQ(select.column_int64(1), 111);
+    EXPECT_EQ(std::bit_cast<std::uint64_t>(select.column_int64(2)), 0xfedcba9876543210ull);
+    EXPECT_EQ(select.column_int64(3), 3);
+    EXPECT_EQ(select.column_int64(4), 3'600'000);
+    EXPECT_EQ(select.column_int64(5), 1'500);
+    EXPECT_EQ(select.column_int64(6), 30'000);
+    EXPECT_EQ(select.column_int64(7), 7);
+    EXPECT_EQ(select.column_int64(8), 4);
+    EXPECT_EQ(select.column_int64(9), 4'001);
+    EXPECT_EQ(select.column_int64(10), 2'500);
+    ASSERT_TRUE(select.step());
+    EXPECT_EQ(select.column_int64(1), 222);
+    EXPECT_EQ(select.column_int64(5), 10);
     EXPECT_FALSE(select.step());
 }
 

@@ -88,6 +88,41 @@ class Faults(unittest.TestCase):
             for r in readers:
                 self.assertGreater(int(r.summary()["reconnects"]), 0, r.summary())
 
+    def test_reader_killed_and_restarted_on_same_flash(self):
+        with h.workdir("fault-reader") as wd:
+            broker = h.Mosquitto(wd).start()
+            db = wd / "fieldlink.db"
+            gateway = h.Gateway(wd, broker.port, db).start()
+            flash = wd / "rk.flash"
+            args = LOAD + ["--flash", flash, "--flash-sectors", "256"]
+            reader = h.Reader(wd, "rk", broker.port, args).start()
+            unrecorded = set()
+            try:
+                for _ in range(4):
+                    time.sleep(3)
+                    reader.kill()  # SIGKILL: the spool must keep what the gateway has not committed
+                    produced = h.read_produced([reader.record_file])
+                    incarnation = {k[1] for k in produced}
+                    self.assertEqual(len(incarnation), 1, "the flash kept one incarnation across restarts")
+                    last = max(k[2] for k in produced)
+                    # Killed between the durable append and its record line: stored, never recorded.
+                    unrecorded.add(("rk", incarnation.pop(), last + 1))
+                    reader = h.Reader(wd, "rk", broker.port, args).start()
+                # The log is shared by all five runs: wait until the last one is up before stopping it.
+                h.wait_for(lambda: reader.log().count("subscribed to commit acks") >= 5, 30, "the last reader to connect")
+                time.sleep(1)
+                reader.signal(signal.SIGTERM)
+                drain_all(self, [reader])
+            finally:
+                reader.stop()
+                gateway.stop()
+                broker.stop()
+            produced = h.assert_exactly_once(self, [reader], db, may_be_unrecorded=unrecorded)
+            boots = {v[0] for v in produced.values()}
+            self.assertGreaterEqual(len(boots), 5, f"each restart is a new boot: {sorted(boots)}")
+            summary = reader.summary()
+            self.assertEqual(int(summary["acked_through"]), max(k[2] for k in produced), summary)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -70,7 +70,11 @@ void HostEvents::on_reading(const reader::StoredReading& reading) {
 }
 
 void HostEvents::on_sample_failed(std::uint8_t channel, hal::SensorStatus status) {
-    log_.log(LogLevel::Warn, "channel {}: sensor read failed: {}", channel, hal::to_string(status));
+    // A broken sensor fails at every period: warn at first, then only now and then.
+    const std::uint64_t failures = ++sample_failures_[channel];
+    const LogLevel level = failures <= 3 || failures % 100 == 0 ? LogLevel::Warn : LogLevel::Debug;
+    log_.log(level, "channel {}: no reading stored: {} (failure {} of this channel)", channel, hal::to_string(status),
+             failures);
 }
 
 void HostEvents::on_store_error(reader::StoreStatus status) {
@@ -138,6 +142,12 @@ void HostEvents::on_ack(const protocol::Ack& ack, reader::AckOutcome outcome) {
 
 void HostEvents::on_resend(std::uint64_t from_seq, reader::ResendReason reason) {
     log_.log(LogLevel::Info, "resending from seq {} ({})", from_seq, reader::to_string(reason));
+}
+
+void HostEvents::on_telemetry_sent(const protocol::Telemetry& t) {
+    log_.log(LogLevel::Debug,
+             "telemetry: held {}, oldest unacked {} ms, dropped {}, reconnects {}, next seq {}, acked through {}",
+             t.held, t.oldest_unacked_age_ms, t.dropped, t.reconnects, t.next_seq, t.acked_through);
 }
 
 }  // namespace fieldlink::boards::host

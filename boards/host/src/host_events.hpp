@@ -3,6 +3,7 @@
 
 #include <fmt/core.h>
 
+#include <array>
 #include <cstdint>
 #include <cstdio>
 #include <string>
@@ -66,6 +67,7 @@ public:
     void on_batch_sent(const protocol::BatchHeader& header, std::uint16_t packet_id) override;
     void on_ack(const protocol::Ack& ack, reader::AckOutcome outcome) override;
     void on_resend(std::uint64_t from_seq, reader::ResendReason reason) override;
+    void on_telemetry_sent(const protocol::Telemetry& telemetry) override;
 
 private:
     const Logger& log_;
@@ -74,6 +76,7 @@ private:
     std::uint64_t incarnation_;
     bool record_failed_ = false;
     std::uint32_t failed_attempts_ = 0;  // consecutive connection failures, to quiet the log
+    std::array<std::uint64_t, 256> sample_failures_{};  // per channel, to quiet the log
 };
 
 }  // namespace fieldlink::boards::host

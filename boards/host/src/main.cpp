@@ -1,9 +1,11 @@
 // fieldlink-reader: the reader firmware's portable core on the host board.
 #include <signal.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -11,10 +13,12 @@
 #include "fieldlink/boards/host/simulated_sensors.hpp"
 #include "fieldlink/boards/host/system_random.hpp"
 #include "fieldlink/boards/host/tcp_transport.hpp"
+#include "fieldlink/boards/host/options.hpp"
 #include "fieldlink/reader/ram_store.hpp"
 #include "fieldlink/reader/reader.hpp"
+#include "fieldlink/spool/flash_spool.hpp"
+#include "file_flash.hpp"
 #include "host_events.hpp"
-#include "fieldlink/boards/host/options.hpp"
 
 #ifndef FIELDLINK_VERSION
 #define FIELDLINK_VERSION "0.0.0"
@@ -63,8 +67,45 @@ int run(const Options& options) {
     MonotonicClock clock;
     TcpTransport transport;
     SimulatedSensors sensors(sensor_seed(options.device, options.seed), options.channel_periods_ms);
-    std::vector<reader::RamSlot> slots(options.buffer);
-    reader::RamSpanStore store(incarnation, options.full_policy, std::span<reader::RamSlot>(slots));
+    // The store: a flash file (the spool) with --flash, else a RAM ring.
+    std::vector<reader::RamSlot> slots;
+    std::optional<reader::RamSpanStore> ram_store;
+    FileFlash flash;
+    std::optional<spool::FlashSpool> flash_store;
+    reader::ReadingStore* store = nullptr;
+    if (options.flash_file.empty()) {
+        slots.resize(options.buffer);
+        ram_store.emplace(incarnation, options.full_policy, std::span<reader::RamSlot>(slots));
+        store = &*ram_store;
+    } else {
+        const hal::FlashGeometry geometry{4096, options.flash_sectors, 8};
+        const auto durability =
+            options.flash_sync ? FileFlash::Durability::SyncEachOperation : FileFlash::Durability::ProcessCrashOnly;
+        if (const hal::FlashStatus status = flash.open(options.flash_file.c_str(), geometry, durability);
+            status != hal::FlashStatus::Ok) {
+            if (std::strcmp(flash.last_call(), "size") == 0) {
+                log.log(LogLevel::Error, "flash file {} is not {} sectors of 4096 bytes (--flash-sectors); left as it is",
+                        options.flash_file, options.flash_sectors);
+            } else if (flash.last_error() == EWOULDBLOCK) {
+                log.log(LogLevel::Error, "flash file {} is in use by another process", options.flash_file);
+            } else {
+                log.log(LogLevel::Error, "cannot open flash file {}: {} ({}: {})", options.flash_file,
+                        hal::to_string(status), flash.last_call(), std::strerror(flash.last_error()));
+            }
+            return kExitError;
+        }
+        flash_store.emplace(flash, random, spool::SpoolConfig{options.full_policy});
+        if (const reader::StoreStatus status = flash_store->mount(); status != reader::StoreStatus::Ok) {
+            log.log(LogLevel::Error, "cannot mount the spool in {}: {}", options.flash_file,
+                    status == reader::StoreStatus::IoError ? "flash error" : "unusable geometry");
+            return kExitError;
+        }
+        incarnation = flash_store->incarnation();
+        log.log(LogLevel::Info, "flash {}: {}boot {}, {} readings held from seq {}, next seq {}, {} dropped so far",
+                options.flash_file, flash_store->stats().formatted ? "formatted, " : "", flash_store->boot(),
+                flash_store->held(), flash_store->oldest_seq(), flash_store->next_seq(), flash_store->dropped());
+        store = &*flash_store;
+    }
     auto memory = std::make_unique<reader::ReaderMemory<protocol::kMaxRecordsPerBatch>>();
     HostEvents events(log, options.record_file.empty() ? nullptr : &record, options.device, incarnation);
 
@@ -80,12 +121,13 @@ int run(const Options& options) {
     config.window = options.window;
     config.backoff_initial_ms = options.reconnect_min_ms;
     config.backoff_max_ms = options.reconnect_max_ms;
+    config.telemetry_interval_ms = options.telemetry_interval_s * 1000;
     config.channel_count = static_cast<std::uint16_t>(options.channel_periods_ms.size());
     for (std::size_t ch = 0; ch < options.channel_periods_ms.size(); ++ch) {
         config.channel_period_ms[ch] = options.channel_periods_ms[ch];
     }
 
-    reader::Reader reader(config, store, transport, clock, random, sensors, memory->buffers(), &events);
+    reader::Reader reader(config, *store, transport, clock, random, sensors, memory->buffers(), &events);
     if (const reader::ReaderStatus status = reader.start(); status != reader::ReaderStatus::Ok) {
         log.log(LogLevel::Error, "cannot start the reader: {}", reader::to_string(status));
         return kExitError;
@@ -94,7 +136,6 @@ int run(const Options& options) {
             options.channel_periods_ms.size(), options.broker_host, options.broker_port, options.batch_size,
             options.window);
 
-    install_signal_handlers();
     const std::uint64_t stop_at = options.duration_s > 0 ? options.duration_s * 1000 : UINT64_MAX;
     bool draining = false;
     std::uint64_t drain_deadline = 0;
@@ -131,15 +172,16 @@ int run(const Options& options) {
     const reader::ReaderCounters c = reader.counters();
     log.log(LogLevel::Info,
             "batches sent {}, acks accepted {} (stale {}, foreign {}, invalid {}), refused {}, sensor errors {}, "
-            "store errors {}, connect failures {}",
+            "store errors {}, connect failures {}, telemetry sent {}, wall-clock offsets noted {}",
             c.batches_sent, c.acks_accepted, c.acks_stale, c.acks_foreign, c.acks_invalid, c.refused, c.sensor_errors,
-            c.store_errors, c.connect_failures);
+            c.store_errors, c.connect_failures, c.telemetry_sent, c.offsets_noted);
+    // Scripts parse this line as key=value pairs; new keys go at the end.
     std::printf("summary device=%s incarnation=%016llx produced=%llu acked_through=%llu dropped=%llu "
-                "reconnects=%llu resends=%llu\n",
+                "reconnects=%llu resends=%llu sensor_errors=%llu\n",
                 options.device.c_str(), static_cast<unsigned long long>(incarnation),
                 static_cast<unsigned long long>(c.produced), static_cast<unsigned long long>(c.acked_through),
                 static_cast<unsigned long long>(c.dropped), static_cast<unsigned long long>(c.reconnects),
-                static_cast<unsigned long long>(c.resends));
+                static_cast<unsigned long long>(c.resends), static_cast<unsigned long long>(c.sensor_errors));
     std::fflush(stdout);
     return exit_code;
 }
@@ -148,6 +190,9 @@ int run(const Options& options) {
 }  // namespace fieldlink::boards::host
 
 int main(int argc, char** argv) {
+    // First of all: a stop signal that arrives while the flash is still being
+    // mounted must mean "drain and exit", not death by the default action.
+    fieldlink::boards::host::install_signal_handlers();
     int exit_code = 0;
     const auto options = fieldlink::boards::host::parse_options(argc, argv, &exit_code);
     if (!options) return exit_code;

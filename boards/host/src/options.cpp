@@ -74,8 +74,9 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
 
     CLI::App app{
         "fieldlink-reader: the fieldlink reader firmware on the host board.\n"
-        "Samples simulated sensors, keeps readings in RAM until the gateway's commit ack\n"
-        "covers them, and publishes them in batches to fieldlink/v1/<device>/up over MQTT."};
+        "Samples simulated sensors, keeps readings in RAM (or in a flash file with --flash)\n"
+        "until the gateway's commit ack covers them, and publishes them in batches to\n"
+        "fieldlink/v1/<device>/up over MQTT, with device health on fieldlink/v1/<device>/telemetry."};
     app.option_defaults()->always_capture_default();
     app.get_formatter()->column_width(34);
 
@@ -120,14 +121,25 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
         ->check(CLI::Range(1u, 3'600'000u));
     app.add_option("--reconnect-max", o.reconnect_max_ms, "Cap of the reconnect delay in ms")
         ->check(CLI::Range(1u, 3'600'000u));
-    app.add_option("--buffer", o.buffer, "RAM store capacity in readings (24 bytes each)")
+    app.add_option("--buffer", o.buffer, "RAM store capacity in readings (24 bytes each; not used with --flash)")
         ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1'000'000'000}));
+    auto* flash = app.add_option("--flash", o.flash_file,
+                                 "Keep readings in this flash file (NOR flash semantics; survives restarts, "
+                                 "kill -9 and, with sync, power loss). Created erased if missing")
+                      ->default_str("none: RAM store");
+    app.add_option("--flash-sectors", o.flash_sectors,
+                   "Sectors of 4096 bytes in the flash file; each holds 126 readings and one stays free")
+        ->check(CLI::Range(2u, 1'048'575u));
+    app.add_flag("!--no-flash-sync", o.flash_sync,
+                 "Skip fdatasync after each flash write: survives kill -9 but not power loss");
     app.add_option("--full-policy", full_policy,
                    "When the store is full: drop-oldest (counted in 'dropped') or refuse (stop sampling)")
         ->check(CLI::IsMember({"drop-oldest", "refuse"}));
     app.add_option("--incarnation", incarnation,
-                   "Incarnation id as 1 to 16 hex digits (default: random for every run)")
+                   "Incarnation id as 1 to 16 hex digits (default: random for every run; with --flash "
+                   "the flash file keeps its own)")
         ->default_str("random")
+        ->excludes(flash)
         ->check([](const std::string& text) -> std::string {
             std::uint64_t value = 0;
             return parse_hex_u64(text, &value) ? std::string() : "expected 1 to 16 hex digits";
@@ -137,8 +149,11 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
                                                "SIGINT/SIGTERM)");
     app.add_option("--drain-timeout", o.drain_timeout_s,
                    "After stop: seconds to keep sending until every reading is acked (exit 0), else exit 3");
+    app.add_option("--telemetry-interval", o.telemetry_interval_s,
+                   "Seconds between device health messages on fieldlink/v1/<device>/telemetry (QoS 0; 0: none)")
+        ->check(CLI::Range(0u, 86'400u));
     app.add_option("--record-file", o.record_file,
-                   "Append one line per produced reading: "
+                   "Append one line per produced reading, after the store has it durably: "
                    "device,incarnation(16 hex),seq,boot,channel,mono_ms,value(%.17g)")
         ->default_str("none");
     app.add_option("--log-level", log_level, "Log verbosity on stderr: error, warn, info or debug")
@@ -147,7 +162,7 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
         "Exit status: 0 when every produced reading was acknowledged before exit, 3 when the\n"
         "drain timed out, 2 for a usage error, 1 for a runtime error. At exit one line goes to stdout:\n"
         "summary device=<id> incarnation=<16 hex> produced=<n> acked_through=<seq> dropped=<n> "
-        "reconnects=<n> resends=<n>");
+        "reconnects=<n> resends=<n> sensor_errors=<n>");
 
     try {
         app.parse(argc, argv);

@@ -22,6 +22,7 @@ const char* to_string(SensorStatus status) noexcept {
         case SensorStatus::NoSuchChannel: return "no_such_channel";
         case SensorStatus::NotReady: return "not_ready";
         case SensorStatus::Error: return "error";
+        case SensorStatus::NoValue: return "no_value";
     }
     return "unknown";
 }

@@ -54,4 +54,16 @@ StoreStatus RamRing::trim(std::uint64_t through_seq) noexcept {
     return StoreStatus::Ok;
 }
 
+StoreStatus RamRing::note_wall_offset(std::int64_t offset_ms) noexcept {
+    offset_known_ = true;
+    offset_ms_ = offset_ms;
+    return StoreStatus::Ok;
+}
+
+bool RamRing::wall_offset(std::uint32_t boot, std::int64_t* offset_ms) const noexcept {
+    if (offset_ms == nullptr || !offset_known_ || boot != boot_) return false;
+    *offset_ms = offset_ms_;
+    return true;
+}
+
 }  // namespace fieldlink::reader

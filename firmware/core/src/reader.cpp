@@ -12,6 +12,13 @@ std::uint32_t clamp_wait(std::uint64_t deadline, std::uint64_t now, std::uint32_
     return left < wait ? static_cast<std::uint32_t>(left) : wait;
 }
 
+// |a - b| without overflow for any two offsets.
+std::uint64_t distance(std::int64_t a, std::int64_t b) noexcept {
+    const auto ua = static_cast<std::uint64_t>(a);
+    const auto ub = static_cast<std::uint64_t>(b);
+    return a > b ? ua - ub : ub - ua;
+}
+
 mqtt::SessionConfig session_config(const ReaderConfig& config) noexcept {
     mqtt::SessionConfig session;
     session.response_timeout_ms = config.connect_timeout_ms;
@@ -109,6 +116,8 @@ ReaderStatus Reader::start() noexcept {
                                                sizeof ack_topic_);
     protocol::format_topic(config_.device_id, id_length, protocol::TopicKind::Status, status_topic_,
                            sizeof status_topic_);
+    protocol::format_topic(config_.device_id, id_length, protocol::TopicKind::Telemetry, telemetry_topic_,
+                           sizeof telemetry_topic_);
 
     protocol::StatusMessage status;
     status.incarnation = store_.incarnation();
@@ -137,6 +146,15 @@ ReaderStatus Reader::start() noexcept {
     acked_through_ = store_.oldest_seq() - 1;
     next_send_seq_ = acked_through_ + 1;
     window_count_ = 0;
+    // A store that already knows this boot's offset (the reader restarted
+    // within one boot) lets batches carry it before the first ack.
+    offset_known_ = store_.wall_offset(store_.boot(), &wall_offset_ms_);
+    if (!offset_known_) wall_offset_ms_ = 0;
+    offset_noted_ = offset_known_;
+    noted_offset_ms_ = wall_offset_ms_;
+    boot_offsets_ = {};
+    oldest_cached_ = false;
+    next_telemetry_ms_ = now;  // the first one as soon as the link is up
     link_ = LinkState::Offline;
     reconnect_at_ms_ = now;
     sampling_ = true;
@@ -164,6 +182,8 @@ void Reader::poll(std::uint32_t max_wait_ms) noexcept {
         check_ack_timeout(now);
         publish_batches(now);
         if (link_ == LinkState::Offline) return;
+        publish_telemetry(now);
+        if (link_ == LinkState::Offline) return;
     }
 
     const mqtt::Status polled = session_.poll(wait_budget(clock_.now_ms(), max_wait_ms), *this);
@@ -190,6 +210,9 @@ std::uint32_t Reader::wait_budget(std::uint64_t now, std::uint32_t max_wait_ms) 
     if (link_ == LinkState::Ready && window_count_ > 0) {
         wait = clamp_wait(last_progress_ms_ + config_.ack_timeout_ms, now, wait);
     }
+    if (link_ == LinkState::Ready && config_.telemetry_interval_ms > 0) {
+        wait = clamp_wait(next_telemetry_ms_, now, wait);
+    }
     return wait;
 }
 
@@ -199,7 +222,9 @@ void Reader::sample_due(std::uint64_t now) noexcept {
         if (now < next_due_ms_[ch]) continue;
         const auto channel = static_cast<std::uint8_t>(ch);
         double value = 0.0;
-        const hal::SensorStatus sensed = sensors_.read(channel, &value);
+        hal::SensorStatus sensed = sensors_.read(channel, &value);
+        // NaN means "no value": the protocol cannot carry it, so it is never stored.
+        if (sensed == hal::SensorStatus::Ok && __builtin_isnan(value)) sensed = hal::SensorStatus::NoValue;
         if (sensed == hal::SensorStatus::Ok) {
             protocol::Record record;
             record.channel = channel;
@@ -345,9 +370,16 @@ void Reader::publish_batches(std::uint64_t now) noexcept {
         std::uint64_t floor = store_.oldest_seq() > acked_through_ + 1 ? store_.oldest_seq() : acked_through_ + 1;
         header.floor_seq = floor < header.first_seq ? floor : header.first_seq;
         header.boot = readings[0].boot;
-        // The offset learned in this boot says nothing about earlier boots.
-        header.offset_known = offset_known_ && readings[0].boot == store_.boot();
-        header.wall_offset_ms = header.offset_known ? wall_offset_ms_ : 0;
+        // Each boot has its own offset: the running one's from the latest
+        // ack, an earlier one's as the store noted it in that boot.
+        std::int64_t offset = 0;
+        if (readings[0].boot == store_.boot()) {
+            header.offset_known = offset_known_;
+            offset = wall_offset_ms_;
+        } else {
+            header.offset_known = boot_offset(readings[0].boot, &offset);
+        }
+        header.wall_offset_ms = header.offset_known ? offset : 0;
         header.count = static_cast<std::uint16_t>(count);
 
         std::size_t length = 0;
@@ -423,10 +455,104 @@ void Reader::handle_ack(const mqtt::IncomingMessage& message) noexcept {
     if (next_send_seq_ <= acked_through_) next_send_seq_ = acked_through_ + 1;
 
     const std::uint64_t now = clock_.now_ms();
-    wall_offset_ms_ = ack.gateway_unix_ms - static_cast<std::int64_t>(now);
+    // Wrapping arithmetic: an absurd gateway time gives an absurd offset, never UB.
+    wall_offset_ms_ = static_cast<std::int64_t>(static_cast<std::uint64_t>(ack.gateway_unix_ms) - now);
     offset_known_ = true;
+    note_offset(wall_offset_ms_);
     last_progress_ms_ = now;
     if (events_ != nullptr) events_->on_ack(ack, outcome);
+}
+
+void Reader::note_offset(std::int64_t offset_ms) noexcept {
+    if (offset_noted_ && distance(offset_ms, noted_offset_ms_) <= config_.offset_tolerance_ms) return;
+    const StoreStatus noted = store_.note_wall_offset(offset_ms);
+    // Full: the store holds it in RAM and writes it with its next sector.
+    if (noted == StoreStatus::Ok || noted == StoreStatus::Full) {
+        offset_noted_ = true;
+        noted_offset_ms_ = offset_ms;
+        ++counters_.offsets_noted;
+        return;
+    }
+    ++counters_.store_errors;  // tried again with the next ack
+    if (events_ != nullptr) events_->on_store_error(noted);
+}
+
+bool Reader::boot_offset(std::uint32_t boot, std::int64_t* offset_ms) noexcept {
+    for (const BootOffset& entry : boot_offsets_) {
+        if (entry.valid && entry.boot == boot) {
+            *offset_ms = entry.offset_ms;
+            return entry.known;
+        }
+    }
+    // A flash spool scans its log to answer: ask once per boot.
+    BootOffset& entry = boot_offsets_[boot_offset_victim_];
+    boot_offset_victim_ = (boot_offset_victim_ + 1) % boot_offsets_.size();
+    entry.valid = true;
+    entry.boot = boot;
+    entry.offset_ms = 0;
+    entry.known = store_.wall_offset(boot, &entry.offset_ms);
+    *offset_ms = entry.offset_ms;
+    return entry.known;
+}
+
+std::uint64_t Reader::oldest_unacked_age_ms(std::uint64_t now) noexcept {
+    if (store_.held() == 0) return 0;
+    const std::uint64_t oldest = store_.oldest_seq();
+    if (!oldest_cached_ || oldest_cached_seq_ != oldest) {
+        StoredReading reading;
+        if (store_.read(oldest, &reading, 1) != 1) return 0;  // the store failed; it reports that itself
+        oldest_cached_ = true;
+        oldest_cached_seq_ = oldest;
+        oldest_cached_boot_ = reading.boot;
+        oldest_cached_mono_ms_ = reading.record.mono_ms;
+    }
+    if (oldest_cached_boot_ == store_.boot()) {
+        return now > oldest_cached_mono_ms_ ? now - oldest_cached_mono_ms_ : 0;
+    }
+    std::int64_t then_offset = 0;
+    if (offset_known_ && boot_offset(oldest_cached_boot_, &then_offset)) {
+        // Wall-clock now minus the reading's wall-clock time (wrapping, as above).
+        const std::uint64_t wall_now = now + static_cast<std::uint64_t>(wall_offset_ms_);
+        const std::uint64_t wall_then = oldest_cached_mono_ms_ + static_cast<std::uint64_t>(then_offset);
+        const auto age = static_cast<std::int64_t>(wall_now - wall_then);
+        return age > 0 ? static_cast<std::uint64_t>(age) : 0;
+    }
+    return now;  // taken before this boot started: at least this old
+}
+
+protocol::Telemetry Reader::telemetry() noexcept {
+    const std::uint64_t now = clock_.now_ms();
+    protocol::Telemetry t;
+    t.incarnation = store_.incarnation();
+    t.boot = store_.boot();
+    constexpr std::uint64_t kMaxU32 = std::numeric_limits<std::uint32_t>::max();
+    t.reconnects = static_cast<std::uint32_t>(counters_.reconnects < kMaxU32 ? counters_.reconnects : kMaxU32);
+    t.uptime_ms = now;
+    t.held = store_.held();
+    t.oldest_unacked_age_ms = oldest_unacked_age_ms(now);
+    t.dropped = store_.dropped();
+    t.next_seq = store_.next_seq();
+    t.acked_through = acked_through_;
+    return t;
+}
+
+void Reader::publish_telemetry(std::uint64_t now) noexcept {
+    if (config_.telemetry_interval_ms == 0 || now < next_telemetry_ms_) return;
+    next_telemetry_ms_ = now + config_.telemetry_interval_ms;
+    const protocol::Telemetry t = telemetry();
+    std::uint8_t payload[protocol::kTelemetrySize];
+    std::size_t length = 0;
+    if (protocol::encode_telemetry(t, payload, sizeof payload, &length) != protocol::Status::Ok) return;
+    std::uint16_t packet_id = 0;
+    // QoS 0: health is a snapshot; a lost one is replaced by the next.
+    const mqtt::Status sent =
+        session_.publish(telemetry_topic_, payload, length, mqtt::QoS::AtMostOnce, false, &packet_id);
+    if (sent != mqtt::Status::Ok) {
+        if (session_.state() == mqtt::SessionState::Failed) lose_link(sent);
+        return;
+    }
+    ++counters_.telemetry_sent;
+    if (events_ != nullptr) events_->on_telemetry_sent(t);
 }
 
 bool Reader::drained() const noexcept { return acked_through_ + 1 >= store_.next_seq(); }

@@ -1,5 +1,6 @@
 // Turns an MQTT message (topic + payload) into what the saver stores: a batch
-// of readings, a device status, or a rejection for the dead-letter table.
+// of readings, a device status, device telemetry (health), or a rejection for
+// the dead-letter table.
 // Binary messages go through the shared codec (fieldlink::protocol); the JSON
 // batch form is docs/protocol.md §6. Nothing here throws or crashes on input.
 #pragma once
@@ -31,7 +32,8 @@ inline constexpr std::string_view kErrorOversize = "oversize";
 // A sequence number above 2^63 - 1: SQLite integers are signed 64-bit, and
 // the watermark logic needs seq to sort as a number.
 inline constexpr std::string_view kErrorSeqOutOfRange = "seq_out_of_range";
-// A value SQLite cannot store (NaN becomes NULL) or mono_ms above 2^63 - 1.
+// A value SQLite cannot store (NaN becomes NULL), mono_ms above 2^63 - 1, or a
+// telemetry count above 2^63 - 1.
 inline constexpr std::string_view kErrorBadValue = "bad_value";
 
 struct BatchBody {
@@ -49,6 +51,11 @@ struct DeviceStatus {
     protocol::StatusMessage status;
 };
 
+struct DeviceTelemetry {
+    std::string device;
+    protocol::Telemetry telemetry;
+};
+
 struct Rejected {
     std::string topic;
     std::string error;                  // stable error name, stored in dead_letters.error
@@ -61,9 +68,9 @@ struct Ignored {
     std::string reason;
 };
 
-using Inbound = std::variant<ReadingBatch, DeviceStatus, Rejected, Ignored>;
+using Inbound = std::variant<ReadingBatch, DeviceStatus, DeviceTelemetry, Rejected, Ignored>;
 
-// Decodes one message received on fieldlink/v1/+/up or fieldlink/v1/+/status.
+// Decodes one message received on fieldlink/v1/+/{up,status,telemetry}.
 Inbound decode_message(std::string_view topic, std::span<const std::uint8_t> payload);
 
 // The JSON batch form. Returns true and fills *out, or false with a reason in

@@ -32,6 +32,8 @@ struct MqttSettings {
 
 inline constexpr char kUpSubscription[] = "fieldlink/v1/+/up";
 inline constexpr char kStatusSubscription[] = "fieldlink/v1/+/status";
+// QoS 0: health is a snapshot, and the broker need not keep it while we are away.
+inline constexpr char kTelemetrySubscription[] = "fieldlink/v1/+/telemetry";
 
 class PahoBrokerLink final : public BrokerLink {
 public:
@@ -49,7 +51,7 @@ public:
     bool publish(const std::string& topic, std::span<const std::uint8_t> payload) override;
 
     bool connected() const;
-    // True once the broker confirmed both subscriptions on the current connection.
+    // True once the broker confirmed every subscription on the current connection.
     bool subscribed() const;
 
 private:

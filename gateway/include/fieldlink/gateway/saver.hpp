@@ -17,6 +17,7 @@
 #include <map>
 #include <mutex>
 #include <span>
+#include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
@@ -79,6 +80,8 @@ private:
     // One attempt: a transaction over the whole group, then acks. Throws on any store error.
     void commit_group(const std::vector<Queued>& group);
     void publish_ack(const DeviceKey& key, std::uint64_t watermark);
+    // Warns once per change of a device's count of readings its store dropped.
+    void report_drops(const DeviceTelemetry& telemetry);
     void log_rejection(const Rejected& rejected);
 
     const SaverSettings settings_;
@@ -95,6 +98,11 @@ private:
     // Writer-thread state.
     WatermarkTracker tracker_;
     BootClocks boot_clocks_;
+    struct DropCount {
+        std::uint64_t incarnation = 0;
+        std::uint64_t dropped = 0;
+    };
+    std::map<std::string, DropCount, std::less<>> reported_drops_;  // per device, the last count seen
 
     std::thread writer_;
     std::mutex stop_mutex_;

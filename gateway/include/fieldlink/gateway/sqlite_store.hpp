@@ -13,7 +13,7 @@
 namespace fieldlink::gateway {
 
 // Schema version this code writes (PRAGMA user_version).
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 
 enum class Synchronous {
     // fsync the WAL on every commit: a commit that returned survives a power
@@ -39,6 +39,8 @@ public:
 // Brings the database to kSchemaVersion, one transaction per step.
 // Throws SchemaTooNewError when its user_version is above kSchemaVersion.
 void migrate(sqlite::Database& db);
+// Only up to target_version (tests build old files this way); never downgrades.
+void migrate(sqlite::Database& db, int target_version);
 int schema_version(sqlite::Database& db);
 
 class SqliteStore final : public Store {
@@ -63,6 +65,7 @@ private:
     sqlite::Statement save_watermark_;
     sqlite::Statement add_dead_letter_;
     sqlite::Statement upsert_device_;
+    sqlite::Statement add_telemetry_;
     sqlite::Statement load_watermark_;
     sqlite::Statement load_ranges_;
 };

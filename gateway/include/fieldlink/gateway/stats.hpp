@@ -20,6 +20,7 @@ struct StatsSnapshot {
     std::uint64_t duplicates = 0;        // readings already stored (redeliveries)
     std::uint64_t unix_ms_filled = 0;    // earlier rows that got wall time late
     std::uint64_t statuses = 0;          // device status messages committed
+    std::uint64_t telemetry = 0;         // device telemetry messages committed to device_health
     std::uint64_t dead_letters = 0;      // rejected messages committed to dead_letters
     std::uint64_t acks_sent = 0;         // commit acks handed to the broker link
     std::uint64_t ack_failures = 0;      // commit acks that could not be published
@@ -38,6 +39,7 @@ public:
     std::atomic<std::uint64_t> duplicates{0};
     std::atomic<std::uint64_t> unix_ms_filled{0};
     std::atomic<std::uint64_t> statuses{0};
+    std::atomic<std::uint64_t> telemetry{0};
     std::atomic<std::uint64_t> dead_letters{0};
     std::atomic<std::uint64_t> acks_sent{0};
     std::atomic<std::uint64_t> ack_failures{0};

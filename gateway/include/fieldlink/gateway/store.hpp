@@ -32,6 +32,9 @@ public:
     virtual void save_watermark(const DeviceKey& key, std::uint64_t watermark, std::int64_t now_unix_ms) = 0;
     virtual void add_dead_letter(const Rejected& rejected, std::int64_t received_unix_ms) = 0;
     virtual void upsert_device(const DeviceStatus& status, std::int64_t received_unix_ms) = 0;
+    // Appends one row of device health. Not pure: a store that keeps no health
+    // data (a benchmark's null store) need not implement it.
+    virtual void add_telemetry(const DeviceTelemetry& /*telemetry*/, std::int64_t /*received_unix_ms*/) {}
 
     // Durable when it returns (as durable as the synchronous setting makes it).
     virtual void commit() = 0;

@@ -11,6 +11,7 @@ enum class SensorStatus : std::uint8_t {
     NoSuchChannel,  // channel >= channel_count()
     NotReady,       // the sensor has no fresh value yet; try again at the next period
     Error,          // the sensor failed (bus error, out of range, ...)
+    NoValue,        // the sensor gave NaN, i.e. no value (the reader counts it, never stores it)
 };
 
 class Sensors {
@@ -18,7 +19,8 @@ public:
     // Number of channels; valid channels are 0 .. channel_count() - 1.
     virtual std::size_t channel_count() const = 0;
 
-    // Takes one reading of `channel` into *value.
+    // Takes one reading of `channel` into *value. A NaN *value with Ok is
+    // treated as NoValue: the protocol carries no NaN.
     virtual SensorStatus read(std::uint8_t channel, double* value) = 0;
 
 protected:

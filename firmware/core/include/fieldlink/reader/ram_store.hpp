@@ -28,6 +28,8 @@ public:
     StoreStatus append(const protocol::Record& record, std::uint64_t* seq) noexcept;
     std::size_t read(std::uint64_t from_seq, StoredReading* out, std::size_t max) const noexcept;
     StoreStatus trim(std::uint64_t through_seq) noexcept;
+    StoreStatus note_wall_offset(std::int64_t offset_ms) noexcept;
+    bool wall_offset(std::uint32_t boot, std::int64_t* offset_ms) const noexcept;
 
     std::uint64_t incarnation() const noexcept { return incarnation_; }
     std::uint32_t boot() const noexcept { return boot_; }
@@ -48,6 +50,8 @@ private:
     std::uint64_t oldest_seq_ = 1;
     std::uint64_t next_seq_ = 1;
     std::uint64_t dropped_ = 0;
+    bool offset_known_ = false;  // the running boot's wall-clock offset; RAM knows no other boot
+    std::int64_t offset_ms_ = 0;
 };
 
 namespace detail {
@@ -81,6 +85,10 @@ public:
         return ring_.read(from_seq, out, max);
     }
     StoreStatus trim(std::uint64_t through_seq) override { return ring_.trim(through_seq); }
+    StoreStatus note_wall_offset(std::int64_t offset_ms) override { return ring_.note_wall_offset(offset_ms); }
+    bool wall_offset(std::uint32_t boot, std::int64_t* offset_ms) override {
+        return ring_.wall_offset(boot, offset_ms);
+    }
 
     std::uint64_t incarnation() const override { return ring_.incarnation(); }
     std::uint32_t boot() const override { return ring_.boot(); }  // RAM forgets: every run is boot 0

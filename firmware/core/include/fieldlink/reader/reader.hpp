@@ -67,6 +67,14 @@ struct ReaderConfig {
     std::uint32_t backoff_initial_ms = 500;     // first reconnect delay (before jitter)
     std::uint32_t backoff_max_ms = 30'000;      // cap of the reconnect delay
     std::uint16_t channel_count = 0;            // 1 .. kMaxChannels, at most Sensors::channel_count()
+    // Device health (protocol::Telemetry, QoS 0 on .../telemetry) every this
+    // many ms while connected; 0 turns it off.
+    std::uint32_t telemetry_interval_ms = 10'000;
+    // The wall-clock offset goes to the store when the boot first learns it,
+    // and again only when an ack moves it by more than this (each note may
+    // cost a flash slot). It bounds how far the offset that earlier-boot
+    // readings carry after a reboot can be from the last one learnt.
+    std::uint32_t offset_tolerance_ms = 250;
     std::array<std::uint32_t, kMaxChannels> channel_period_ms{};  // > 0 for each used channel
 };
 
@@ -97,7 +105,7 @@ struct ReaderCounters {
     std::uint64_t acked_through = 0;   // commit-ack watermark: 1..acked_through are committed
     std::uint64_t dropped = 0;         // readings the store forgot because it was full (DropOldest)
     std::uint64_t refused = 0;         // samples not stored because the store was full (RefuseNew)
-    std::uint64_t sensor_errors = 0;   // sensor reads that failed
+    std::uint64_t sensor_errors = 0;   // sensor reads that failed or gave no value (NaN); never stored
     std::uint64_t store_errors = 0;    // append/trim failures of the medium
     std::uint64_t reconnects = 0;      // accepted CONNACKs after the first one
     std::uint64_t connect_failures = 0;  // attempts that ended before the link was ready
@@ -107,6 +115,8 @@ struct ReaderCounters {
     std::uint64_t acks_stale = 0;      // watermark not above ours: duplicate or out of order
     std::uint64_t acks_foreign = 0;    // for another incarnation
     std::uint64_t acks_invalid = 0;    // undecodable, or claiming readings never produced
+    std::uint64_t offsets_noted = 0;   // wall-clock offsets handed to the store (note_wall_offset)
+    std::uint64_t telemetry_sent = 0;  // telemetry messages published
 };
 
 enum class LinkState : std::uint8_t {
@@ -154,6 +164,7 @@ public:
     virtual void on_batch_sent(const protocol::BatchHeader& /*header*/, std::uint16_t /*packet_id*/) {}
     virtual void on_ack(const protocol::Ack& /*ack*/, AckOutcome /*outcome*/) {}
     virtual void on_resend(std::uint64_t /*from_seq*/, ResendReason /*reason*/) {}
+    virtual void on_telemetry_sent(const protocol::Telemetry& /*telemetry*/) {}
 
 protected:
     ~ReaderEvents() = default;
@@ -198,11 +209,27 @@ public:
     std::int64_t wall_offset_ms() const noexcept { return wall_offset_ms_; }
     const mqtt::Session& session() const noexcept { return session_; }
 
+    // Device health as published on .../telemetry. oldest_unacked_age_ms: for
+    // a reading of the running boot, now - its mono_ms; for one of an earlier
+    // boot, wall-clock now minus its wall-clock time when both boots' offsets
+    // are known, else the running boot's uptime (a lower bound: it is at least
+    // that old). Reads the oldest held reading from the store when it changed.
+    protocol::Telemetry telemetry() noexcept;
+
 private:
     struct InFlight {
         std::uint64_t first_seq = 0;
         std::uint64_t last_seq = 0;
         std::uint16_t packet_id = 0;
+    };
+
+    // What the store said about an earlier boot's wall-clock offset; it never
+    // changes once that boot has ended.
+    struct BootOffset {
+        bool valid = false;
+        bool known = false;
+        std::uint32_t boot = 0;
+        std::int64_t offset_ms = 0;
     };
 
     // mqtt::EventHandler
@@ -221,6 +248,10 @@ private:
     void check_ack_timeout(std::uint64_t now) noexcept;
     void publish_batches(std::uint64_t now) noexcept;
     void handle_ack(const mqtt::IncomingMessage& message) noexcept;
+    void note_offset(std::int64_t offset_ms) noexcept;
+    bool boot_offset(std::uint32_t boot, std::int64_t* offset_ms) noexcept;
+    std::uint64_t oldest_unacked_age_ms(std::uint64_t now) noexcept;
+    void publish_telemetry(std::uint64_t now) noexcept;
     std::uint32_t wait_budget(std::uint64_t now, std::uint32_t max_wait_ms) const noexcept;
 
     ReaderConfig config_;
@@ -239,6 +270,7 @@ private:
     char ack_topic_[protocol::kMaxTopicLength + 1] = {};
     std::size_t ack_topic_length_ = 0;
     char status_topic_[protocol::kMaxTopicLength + 1] = {};
+    char telemetry_topic_[protocol::kMaxTopicLength + 1] = {};
     std::uint8_t birth_[protocol::kMaxStatusSize] = {};
     std::size_t birth_length_ = 0;
     std::uint8_t will_payload_[protocol::kMaxStatusSize] = {};
@@ -263,8 +295,18 @@ private:
     std::array<InFlight, kMaxWindow> window_{};
     std::size_t window_count_ = 0;
     std::uint64_t last_progress_ms_ = 0;  // last watermark advance, or window became non-empty
-    bool offset_known_ = false;
+    bool offset_known_ = false;        // the running boot's offset, from the latest accepted ack
     std::int64_t wall_offset_ms_ = 0;
+    bool offset_noted_ = false;        // ... and what was last handed to the store
+    std::int64_t noted_offset_ms_ = 0;
+    std::array<BootOffset, 2> boot_offsets_{};  // earlier boots: the batch's and telemetry's
+    std::size_t boot_offset_victim_ = 0;
+
+    std::uint64_t next_telemetry_ms_ = 0;
+    bool oldest_cached_ = false;       // the oldest held reading, read once per change
+    std::uint64_t oldest_cached_seq_ = 0;
+    std::uint32_t oldest_cached_boot_ = 0;
+    std::uint64_t oldest_cached_mono_ms_ = 0;
 
     ReaderCounters counters_;
 };

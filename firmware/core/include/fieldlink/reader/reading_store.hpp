@@ -50,6 +50,19 @@ public:
     virtual std::uint64_t held() const = 0;         // readings currently held
     virtual std::uint64_t dropped() const = 0;      // readings forgotten by the full policy
 
+    // Records the wall-clock offset (unix_ms = mono_ms + offset_ms) of the
+    // running boot, so that readings of this boot can still carry it after a
+    // reboot. Each call may cost storage (a flash slot): call it when the boot
+    // first learns its offset and again only when it moves noticeably.
+    // Full: kept in RAM for now, made durable later (flash spool); IoError.
+    virtual StoreStatus note_wall_offset(std::int64_t offset_ms) = 0;
+
+    // The offset last noted for `boot` (the running one or an earlier one whose
+    // readings are still held); false when that boot never noted one, or the
+    // store cannot remember it (a RAM store knows only the running boot's).
+    // An earlier boot's answer never changes, so callers may cache it.
+    virtual bool wall_offset(std::uint32_t boot, std::int64_t* offset_ms) = 0;
+
 protected:
     ~ReadingStore() = default;
 };

@@ -76,12 +76,12 @@ public:
     // full and no sector can open without dropping readings: the offset then
     // holds in RAM and goes to flash with the next sector opened (with the next
     // append under DropOldest). IoError as for append.
-    reader::StoreStatus note_wall_offset(std::int64_t offset_ms);
+    reader::StoreStatus note_wall_offset(std::int64_t offset_ms) override;
 
     // The offset last noted for `boot`; false when that boot never noted one
     // (or none of its readings is held any more). Scans the log once per boot
     // asked about (one boot is cached).
-    bool wall_offset(std::uint32_t boot, std::int64_t* offset_ms);
+    bool wall_offset(std::uint32_t boot, std::int64_t* offset_ms) override;
 
     // Every seq <= this is trimmed or dropped.
     std::uint64_t floor_seq() const noexcept { return floor_; }

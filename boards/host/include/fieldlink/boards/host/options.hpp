@@ -26,11 +26,15 @@ struct Options {
     std::uint32_t reconnect_min_ms = 500;
     std::uint32_t reconnect_max_ms = 30'000;
     std::uint64_t buffer = 200'000;
+    std::string flash_file;              // empty: readings live in RAM (--buffer)
+    std::uint32_t flash_sectors = 2048;  // of 4 KiB: 8 MiB, about 258,000 readings
+    bool flash_sync = true;              // fdatasync every flash write (survives power loss)
     reader::FullPolicy full_policy = reader::FullPolicy::DropOldest;
     std::optional<std::uint64_t> incarnation;  // random when absent
     std::uint64_t seed = 0;
     std::uint64_t duration_s = 0;  // 0: until SIGINT/SIGTERM
     std::uint64_t drain_timeout_s = 30;
+    std::uint32_t telemetry_interval_s = 10;  // 0: no telemetry
     std::string record_file;
     LogLevel log_level = LogLevel::Info;
 };

@@ -1,0 +1,542 @@
+#!/usr/bin/env python3
+"""fieldlink benchmarks: the backlog drain and the steady-state rate, each next to
+ceilings measured in the same run on the same machine (docs/benchmarks.md).
+
+    bench/run.py --out bench-results.json --out bench-results.md
+
+Builds what it needs (Release) unless --no-build, then starts private Mosquitto
+brokers from config/mosquitto/fieldlink.conf, the gateway, the benchmark savers
+and readers, all on 127.0.0.1, and prints a results table. Python 3 standard
+library only; reuses tests/integration/harness.py and netproxy.py.
+"""
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
+import harness as h  # noqa: E402
+import netproxy  # noqa: E402
+
+# Sixteen channels every millisecond: the fastest a host reader samples.
+FAST_CHANNELS = 16
+FAST_PERIOD_MS = 1
+# The configuration of the backlog fault test (tests/integration/test_backlog.py).
+MAIN_WINDOW, MAIN_BATCH = 8, 256
+READER_DEFAULT_WINDOW, READER_DEFAULT_BATCH = 4, 32
+
+GATEWAY, SQLITE_NODELAY, NULL, NULL_NODELAY = "gateway", "sqlite+nodelay", "null", "null+nodelay"
+SAVER_TEXT = {
+    GATEWAY: "fieldlink-gateway (SQLite)",
+    SQLITE_NODELAY: "bench saver, SQLite, TCP_NODELAY",
+    NULL: "bench saver, null store",
+    NULL_NODELAY: "bench saver, null store, TCP_NODELAY",
+}
+
+
+_STARTED = time.monotonic()
+
+
+def log(message):
+    print(f"[{time.monotonic() - _STARTED:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+# --- build -----------------------------------------------------------------------
+
+
+def build(build_dir, jobs):
+    """Configures (Release) and builds the fieldlink-bench target; returns the program paths."""
+    configure = ["cmake", "-S", str(ROOT), "-B", str(build_dir), "-DCMAKE_BUILD_TYPE=Release",
+                 "-DFIELDLINK_BUILD_TESTS=OFF"]
+    if not (build_dir / "CMakeCache.txt").exists() and shutil.which("ninja"):
+        configure += ["-G", "Ninja"]
+    top_level = (ROOT / "CMakeLists.txt").read_text()
+    if "FIELDLINK_BUILD_BENCH" in top_level:
+        configure.append("-DFIELDLINK_BUILD_BENCH=ON")
+    if not re.search(r"add_subdirectory\(\s*bench\b", top_level):
+        # Until the top-level CMakeLists.txt adds bench/ itself.
+        configure.append(f"-DCMAKE_PROJECT_INCLUDE={ROOT / 'bench' / 'cmake' / 'attach_bench.cmake'}")
+    log(f"configuring {build_dir} (Release)")
+    subprocess.run(configure, check=True, stdout=subprocess.DEVNULL)
+    log("building fieldlink-bench (gateway, reader, bench saver, broker ceiling)")
+    subprocess.run(["cmake", "--build", str(build_dir), "--target", "fieldlink-bench", "-j", str(jobs)], check=True)
+    return programs(build_dir)
+
+
+def programs(build_dir):
+    listing = build_dir / "bench" / "programs.json"
+    if not listing.exists():
+        sys.exit(f"{listing} is missing: build first (drop --no-build)")
+    found = json.loads(listing.read_text())
+    if found.get("build_type") != "Release":
+        log(f"warning: {build_dir} is a {found.get('build_type') or 'no-type'} build, not Release")
+    return found
+
+
+# --- helpers -----------------------------------------------------------------------
+
+LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z ")
+
+
+def log_time(line):
+    """Seconds since the epoch of a reader log line ("2024-05-01T12:00:00.123Z info ...")."""
+    match = LOG_TIME.match(line)
+    if not match:
+        return None
+    stamp = dt.datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=dt.timezone.utc)
+    return stamp.timestamp()
+
+
+def summary_of(process):
+    for line in process.stdout().splitlines():
+        if line.startswith("summary "):
+            return {k: v for k, v in (kv.split("=", 1) for kv in line.split()[1:])}
+    raise AssertionError(f"{process.name} printed no summary; log:\n{process.log()[-3000:]}")
+
+
+def key_values(text):
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", text)}
+
+
+def saver_stats(saver):
+    """The saver's counters at exit: the bench saver's JSON line, or the gateway's "stopped:" log line."""
+    out = saver.stdout().strip().splitlines()
+    if out and out[-1].startswith("{"):
+        return json.loads(out[-1])
+    stopped = [line for line in saver.log().splitlines() if "stopped: " in line]
+    if not stopped:
+        return {}
+    values = key_values(stopped[-1].split("stopped: ", 1)[1])
+    return {"received": values.get("received"), "readings": values.get("stored"),
+            "duplicates": values.get("duplicates"), "commits": values.get("commits"), "acks_sent": values.get("acks")}
+
+
+def start_saver(kind, wd, broker, db, tools, args):
+    client_id = f"fieldlink-bench-{broker.port}"
+    if kind == GATEWAY:
+        argv = [tools["gateway"], "--broker", broker.uri, "--db", db, "--client-id", client_id,
+                "--stats-interval", "0", "--log-level", "info"]
+    else:
+        store = "sqlite" if kind.startswith("sqlite") else "null"
+        argv = [tools["saver"], "--store", store, "--db", db, "--broker", broker.uri, "--client-id", client_id,
+                "--log-level", "info"]
+        if kind.endswith("+nodelay"):
+            argv.append("--tcp-nodelay")
+    argv += ["--batch-rows", str(args.batch_rows), "--batch-delay-ms", str(args.batch_delay_ms)]
+    saver = h.Process(kind.replace("+", "-"), argv, wd).start()
+    h.wait_for(lambda: "subscribed to" in saver.log() or not saver.running(), 20, f"{kind} to subscribe")
+    if not saver.running():
+        raise AssertionError(f"{kind} exited:\n{saver.log()[-3000:]}")
+    if kind.endswith("+nodelay"):
+        h.wait_for(lambda: "bench saver ready" in saver.log(), 20, f"{kind} to set TCP_NODELAY")
+    return saver
+
+
+def reader_argv(tools, args, device, port, window, batch, extra=()):
+    argv = [tools["reader"], "--device", device, "--broker", f"127.0.0.1:{port}",
+            "--batch-size", str(batch), "--window", str(window), "--log-level", "info", *extra]
+    return argv + [a.format(device=device) for a in shlex.split(args.reader_args or "")]
+
+
+# --- ceilings ------------------------------------------------------------------------
+
+
+def broker_ceiling(tools, args, batch, repeats=5):
+    """The same Mosquitto delivering backlog/batch batches of `batch` records to a subscriber
+    that decodes and stores nothing; median of `repeats` runs."""
+    messages = math.ceil(args.backlog / batch)
+    runs = []
+    with h.workdir("bench-broker") as wd:
+        broker = h.Mosquitto(wd).start()
+        try:
+            for _ in range(repeats):
+                done = subprocess.run([tools["broker_ceiling"], "--broker", broker.uri, "--messages", str(messages),
+                                       "--records", str(batch), "--inflight", "100"],
+                                      capture_output=True, text=True, timeout=180)
+                if done.returncode != 0:
+                    raise AssertionError(f"broker ceiling failed: {done.stdout} {done.stderr}")
+                runs.append(json.loads(done.stdout))
+        finally:
+            broker.stop()
+    rates = [r["readings_per_s"] for r in runs]
+    return {"batch": batch, "messages": messages, "payload_bytes": runs[0]["payload_bytes"], "inflight": 100,
+            "readings_per_s": statistics.median(rates), "runs_readings_per_s": rates}
+
+
+# --- drain ---------------------------------------------------------------------------
+
+
+def drain(tools, args, kind, window, batch, backlog):
+    """One device builds a backlog of `backlog` readings behind a dropped link, stops
+    sampling, then the link comes up: time until its commit acks cover everything."""
+    log(f"drain: {SAVER_TEXT[kind]}, window {window} x batch {batch}, backlog {backlog:,}")
+    with h.workdir("bench-drain") as wd:
+        broker = h.Mosquitto(wd).start()
+        db = wd / "fieldlink.db"
+        saver = reader = None
+        try:
+            saver = start_saver(kind, wd, broker, db, tools, args)
+            with netproxy.Proxy(broker.port) as proxy:
+                proxy.set_mode(netproxy.DROP)
+                # A full RAM store that refuses new readings: the backlog is exactly `backlog`.
+                reader = h.Process("reader", reader_argv(
+                    tools, args, "bench-drain", proxy.port, window, batch,
+                    ["--channels", FAST_CHANNELS, "--period", FAST_PERIOD_MS, "--buffer", backlog,
+                     "--full-policy", "refuse", "--reconnect-min", "5", "--reconnect-max", "20",
+                     "--drain-timeout", "300"]), wd).start()
+                started = time.monotonic()
+                h.wait_for(lambda: "store full" in reader.log() or not reader.running(), 120,
+                           f"a backlog of {backlog} readings", interval=0.1)
+                build_s = time.monotonic() - started
+                reader.signal(signal.SIGTERM)  # stop sampling; drain once the link is up
+                h.wait_for(lambda: "stopping:" in reader.log() or not reader.running(), 10, "the reader to stop")
+                if not reader.running():
+                    raise AssertionError(f"reader exited early:\n{reader.log()[-3000:]}")
+                link_up = time.monotonic()
+                proxy.set_mode(netproxy.PASS)
+                code = reader.proc.wait()  # bounded by --drain-timeout
+                wall_s = time.monotonic() - link_up
+            summary = summary_of(reader)
+            if code != 0:
+                raise AssertionError(f"reader exit {code} (drain not finished): {summary}")
+            saver.stop()
+            stats = saver_stats(saver)
+
+            # From the reader's own log: ready to publish -> the ack that covered everything.
+            lines = reader.log().splitlines()
+            ready = [log_time(l) for l in lines if "subscribed to commit acks; publishing" in l]
+            last = log_time(lines[-1]) if lines else None
+            drain_s = last - ready[-1] if ready and last and last > ready[-1] else wall_s
+            produced = int(summary["produced"])
+            result = {
+                "saver": kind, "window": window, "batch": batch, "backlog": produced,
+                "build_s": round(build_s, 2), "drain_s": round(drain_s, 3), "wall_s": round(wall_s, 3),
+                "readings_per_s": round(produced / drain_s), "rounds": math.ceil(produced / (window * batch)),
+                "ms_per_round": round(drain_s * 1000 / math.ceil(produced / (window * batch)), 2),
+                "resends": int(summary["resends"]), "reconnects": int(summary["reconnects"]),
+                "commits": stats.get("commits"), "batches_received": stats.get("received"),
+            }
+            if produced != backlog or int(summary["acked_through"]) != produced:
+                raise AssertionError(f"unexpected reader summary: {summary}")
+            if kind in (GATEWAY, SQLITE_NODELAY):
+                rows, distinct = h.query(db, "SELECT count(*), count(DISTINCT seq) FROM readings")[0]
+                first_rx = h.query(db, "SELECT min(received_unix_ms) FROM readings")[0][0]
+                mark, updated = h.query(db, "SELECT watermark, updated_unix_ms FROM watermarks")[0]
+                if rows != produced or distinct != produced or mark != produced:
+                    raise AssertionError(f"database has {rows} rows, {distinct} distinct, watermark {mark}; "
+                                         f"expected {produced}")
+                result["stored_rows"] = rows
+                # The gateway's own view: first batch received -> commit of the last watermark.
+                result["gateway_side_s"] = round((updated - first_rx) / 1000, 3)
+            log(f"  {result['readings_per_s']:,} readings/s ({drain_s:.3f} s, {result['ms_per_round']} ms per "
+                f"window round trip)")
+            return result
+        finally:
+            for process in (reader, saver, broker):
+                if process:
+                    process.stop()
+
+
+# --- steady state -----------------------------------------------------------------------
+
+
+def steady(tools, args, window, batch):
+    """args.readers readers sampling as fast as configured straight into the broker; the
+    gateway stores. Samples the stored count and each device's watermark age."""
+    log(f"steady: {args.readers} readers x {FAST_CHANNELS} channels every {FAST_PERIOD_MS} ms, window {window} "
+        f"x batch {batch}, {args.warmup:g} s warm-up + {args.steady_seconds:g} s")
+    with h.workdir("bench-steady") as wd:
+        broker = h.Mosquitto(wd).start()
+        db = wd / "fieldlink.db"
+        saver = None
+        readers = []
+        try:
+            saver = start_saver(GATEWAY, wd, broker, db, tools, args)
+            started = {}
+            for i in range(args.readers):
+                device = f"bench-steady-{i}"
+                started[device] = time.monotonic()  # the reader's clock starts at 0 about now
+                readers.append(h.Process(f"reader-{i}", reader_argv(
+                    tools, args, device, broker.port, window, batch,
+                    ["--channels", FAST_CHANNELS, "--period", FAST_PERIOD_MS, "--buffer", "2000000",
+                     "--drain-timeout", "120"]), wd).start())
+            begin = time.monotonic()
+            samples = []
+            conn = None
+            while True:
+                now = time.monotonic()
+                if now - begin >= args.warmup + args.steady_seconds:
+                    break
+                time.sleep(min(0.5, args.warmup + args.steady_seconds - (now - begin)))
+                if conn is None and db.exists():
+                    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+                if conn is None:
+                    continue
+                at = time.monotonic()
+                stored = conn.execute("SELECT coalesce(max(id), 0) FROM readings").fetchone()[0]
+                # Newest contiguously stored reading per device, via the unique index.
+                newest = conn.execute(
+                    "SELECT w.device, r.mono_ms FROM watermarks w JOIN readings r ON r.device = w.device"
+                    " AND r.incarnation = w.incarnation AND r.seq = w.watermark").fetchall()
+                lags = [(at - started[d]) * 1000 - mono for d, mono in newest if d in started]
+                samples.append({"t": at - begin, "stored": stored, "lag_ms": lags})
+            stored_at_stop = conn.execute("SELECT coalesce(max(id), 0) FROM readings").fetchone()[0] if conn else 0
+            stop = time.monotonic()
+            for reader in readers:
+                reader.signal(signal.SIGTERM)
+            codes = [reader.proc.wait() for reader in readers]
+            caught_up_s = time.monotonic() - stop
+            if conn:
+                conn.close()
+            summaries = [summary_of(r) for r in readers]
+            produced = sum(int(s["produced"]) for s in summaries)
+            dropped = sum(int(s["dropped"]) for s in summaries)
+            saver.stop()
+            rows = h.query(db, "SELECT count(*) FROM readings")[0][0]
+            window_samples = [s for s in samples if s["t"] >= args.warmup]
+            if len(window_samples) < 2:
+                raise AssertionError("too few samples in the measurement window")
+            first, last = window_samples[0], window_samples[-1]
+            stored_rate = (last["stored"] - first["stored"]) / (last["t"] - first["t"])
+            lags = sorted(l for s in window_samples for l in s["lag_ms"])
+            result = {
+                "readers": args.readers, "channels": FAST_CHANNELS, "period_ms": FAST_PERIOD_MS,
+                "window": window, "batch": batch, "measured_s": round(last["t"] - first["t"], 2),
+                "offered_per_s": args.readers * FAST_CHANNELS * 1000 // FAST_PERIOD_MS,
+                "produced_per_s": round(produced / (stop - min(started.values()))),
+                "stored_per_s": round(stored_rate),
+                "lag_ms_p50": round(lags[len(lags) // 2]) if lags else None,
+                "lag_ms_p95": round(lags[int(len(lags) * 0.95)]) if lags else None,
+                "lag_ms_max": round(lags[-1]) if lags else None,
+                "behind_at_stop": produced - stored_at_stop,
+                "catch_up_s": round(caught_up_s, 2),
+                "produced": produced, "stored_rows": rows, "dropped": dropped,
+                "all_drained": all(c == 0 for c in codes) and rows == produced,
+            }
+            log(f"  {result['stored_per_s']:,} readings/s stored (produced {result['produced_per_s']:,}/s), "
+                f"watermark age p50 {result['lag_ms_p50']} ms, max {result['lag_ms_max']} ms")
+            return result
+        finally:
+            for process in (*readers, saver, broker):
+                if process:
+                    process.stop()
+
+
+# --- report ------------------------------------------------------------------------------
+
+
+def machine_info():
+    model = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+
+    def first_line(argv):
+        try:
+            return subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout.strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.SubprocessError):
+            return ""
+
+    mosquitto = first_line(["mosquitto", "-h"])
+    return {
+        "cpus": os.cpu_count(), "cpu_model": model, "kernel": platform.release(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "mosquitto": mosquitto.replace("mosquitto version ", ""),
+        "sqlite": sqlite3.sqlite_version,
+        "paho_c": first_line(["dpkg-query", "-W", "-f", "${Version}", "libpaho-mqtt1.3"]),
+        "git_commit": first_line(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]),
+        "git_dirty": bool(first_line(["git", "-C", str(ROOT), "status", "--porcelain"])),
+    }
+
+
+def ratio(a, b):
+    return round(a / b, 3) if a and b else None
+
+
+def fmt_rate(value):
+    return f"{value:,.0f}" if value is not None else "-"
+
+
+def markdown(results):
+    r = results
+    lines = [f"# fieldlink benchmark results", "",
+             f"- date: {r['date_utc']}", f"- command: `{r['command']}`",
+             f"- machine: {r['machine']['cpus']} CPUs ({r['machine']['cpu_model']}), kernel {r['machine']['kernel']}, "
+             f"load average at start {r['machine']['load_average_at_start']}",
+             f"- Mosquitto {r['machine']['mosquitto']}, Paho C {r['machine']['paho_c']}, "
+             f"SQLite {r['machine']['sqlite']}, commit {r['machine']['git_commit']}"
+             f"{' (uncommitted changes)' if r['machine']['git_dirty'] else ''}",
+             f"- backlog {r['settings']['backlog']:,} readings; gateway batch_rows {r['settings']['batch_rows']}, "
+             f"batch_delay_ms {r['settings']['batch_delay_ms']}, synchronous=full", ""]
+    main = r["drain"]
+    lines += ["## Headline", "", "| rate | readings/s | / null-saver drain | / broker ceiling |", "|---|---:|---:|---:|"]
+    lines.append(f"| backlog drain, window {main['window']} x batch {main['batch']} | {fmt_rate(main['readings_per_s'])} "
+                 f"| {r['ratios']['drain_over_null_saver']} | {r['ratios']['drain_over_broker']} |")
+    if r.get("steady"):
+        s = r["steady"]
+        lines.append(f"| steady state, {s['readers']} readers, stored (/ produced: "
+                     f"{r['ratios']['steady_stored_over_produced']}) | {fmt_rate(s['stored_per_s'])} "
+                     f"| | {r['ratios']['steady_over_broker']} |")
+    lines.append(f"| ceiling: same drain, null saver | {fmt_rate(r['ceilings']['null_saver_drain']['readings_per_s'])}"
+                 f" | 1 | |")
+    broker = r["ceilings"]["broker"][str(main["batch"])]
+    lines.append(f"| ceiling: broker only, {broker['messages']} x {broker['payload_bytes']} B | "
+                 f"{fmt_rate(broker['readings_per_s'])} | | 1 |")
+    lines += ["", "## Drains", "",
+              "| saver | window x batch | backlog | drain s | readings/s | ms per window round trip | / broker ceiling "
+              "(same batch) | commits | resends |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for d in r["drains"]:
+        ceiling = r["ceilings"]["broker"].get(str(d["batch"]), {}).get("readings_per_s")
+        lines.append(f"| {SAVER_TEXT[d['saver']]} | {d['window']} x {d['batch']} | {d['backlog']:,} | {d['drain_s']} | "
+                     f"{fmt_rate(d['readings_per_s'])} | {d['ms_per_round']} | {ratio(d['readings_per_s'], ceiling)} | "
+                     f"{d['commits']} | {d['resends']} |")
+    lines += ["", "## Broker ceilings (median of 5)", "", "| batch | messages | bytes each | readings/s | runs |",
+              "|---:|---:|---:|---:|---|"]
+    for b in r["ceilings"]["broker"].values():
+        lines.append(f"| {b['batch']} | {b['messages']} | {b['payload_bytes']} | {fmt_rate(b['readings_per_s'])} | "
+                     f"{', '.join(fmt_rate(x) for x in b['runs_readings_per_s'])} |")
+    if r.get("steady"):
+        s = r["steady"]
+        lines += ["", "## Steady state", "",
+                  f"{s['readers']} readers x {s['channels']} channels every {s['period_ms']} ms (offered "
+                  f"{s['offered_per_s']:,}/s), window {s['window']} x batch {s['batch']}, measured over "
+                  f"{s['measured_s']} s after warm-up.", "",
+                  "| produced/s | stored/s | watermark age p50 / p95 / max ms | behind at stop | catch-up s | "
+                  "dropped | all stored |", "|---:|---:|---|---:|---:|---:|---|",
+                  f"| {fmt_rate(s['produced_per_s'])} | {fmt_rate(s['stored_per_s'])} | {s['lag_ms_p50']} / "
+                  f"{s['lag_ms_p95']} / {s['lag_ms_max']} | {s['behind_at_stop']:,} | {s['catch_up_s']} | "
+                  f"{s['dropped']} | {s['all_drained']} |"]
+    return "\n".join(lines) + "\n"
+
+
+def table(results):
+    r = results
+    out = [f"fieldlink benchmarks, {r['date_utc']}, {r['machine']['cpus']} CPUs, load {r['machine']['load_average_at_start']}",
+           f"backlog {r['settings']['backlog']:,} readings, gateway batch_rows {r['settings']['batch_rows']} / "
+           f"{r['settings']['batch_delay_ms']} ms", ""]
+    row = "{:<38} {:>9} {:>8} {:>8} {:>11} {:>9} {:>8}"
+    out.append(row.format("drain: saver", "win x bat", "backlog", "drain s", "readings/s", "ms/round", "/broker"))
+    for d in r["drains"]:
+        ceiling = r["ceilings"]["broker"].get(str(d["batch"]), {}).get("readings_per_s")
+        out.append(row.format(SAVER_TEXT[d["saver"]], f"{d['window']}x{d['batch']}", f"{d['backlog']:,}",
+                              f"{d['drain_s']:.3f}",
+                              fmt_rate(d["readings_per_s"]), f"{d['ms_per_round']:.1f}",
+                              str(ratio(d["readings_per_s"], ceiling))))
+    out.append("")
+    for b in r["ceilings"]["broker"].values():
+        out.append(f"broker ceiling, batch {b['batch']:>3}: {fmt_rate(b['readings_per_s']):>11} readings/s "
+                   f"({b['messages']} x {b['payload_bytes']} B, median of {len(b['runs_readings_per_s'])})")
+    if r.get("steady"):
+        s = r["steady"]
+        out += ["", f"steady: {s['readers']} readers x {s['channels']} ch / {s['period_ms']} ms, "
+                f"window {s['window']} x batch {s['batch']}: produced {fmt_rate(s['produced_per_s'])}/s, "
+                f"stored {fmt_rate(s['stored_per_s'])}/s, watermark age p50 {s['lag_ms_p50']} ms "
+                f"p95 {s['lag_ms_p95']} ms max {s['lag_ms_max']} ms, behind at stop {s['behind_at_stop']:,}, "
+                f"caught up in {s['catch_up_s']} s, dropped {s['dropped']}, all stored {s['all_drained']}"]
+    ra = r["ratios"]
+    out += ["", f"drain (gateway, {r['drain']['window']}x{r['drain']['batch']}) = "
+            f"{fmt_rate(r['drain']['readings_per_s'])} readings/s; "
+            f"drain/null-saver {ra['drain_over_null_saver']}, drain/broker {ra['drain_over_broker']}; "
+            f"steady stored/produced {ra['steady_stored_over_produced']}, steady/broker {ra['steady_over_broker']}"]
+    return "\n".join(out)
+
+
+# --- main ------------------------------------------------------------------------------
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--build-dir", default=str(ROOT / "build" / "bench"),
+                        help="build folder (default: build/bench under the project root)")
+    parser.add_argument("--no-build", action="store_true", help="use the programs already built in --build-dir")
+    parser.add_argument("--out", action="append", default=[],
+                        help="write the results to this file: .json or .md (repeatable)")
+    parser.add_argument("--quick", action="store_true",
+                        help="only the headline drain, its ceilings and the steady state (no sweep)")
+    parser.add_argument("--backlog", type=int, default=100_000, help="readings in the drained backlog")
+    parser.add_argument("--readers", type=int, default=4, help="readers in the steady-state run")
+    parser.add_argument("--warmup", type=float, default=3, help="steady state: seconds before measuring")
+    parser.add_argument("--steady-seconds", type=float, default=15, help="steady state: seconds measured")
+    parser.add_argument("--batch-rows", type=int, default=1000, help="gateway group commit: readings")
+    parser.add_argument("--batch-delay-ms", type=int, default=20, help="gateway group commit: milliseconds")
+    parser.add_argument("--reader-args", default="",
+                        help="extra reader options for every reader, {device} is replaced, e.g. "
+                             "\"--flash /tmp/{device}.flash\"")
+    parser.add_argument("--keep", action="store_true", help="keep the work folders (logs, databases)")
+    args = parser.parse_args()
+
+    if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
+        sys.exit("mosquitto is not installed (Debian: apt-get install mosquitto)")
+    os.environ["PATH"] = os.environ.get("PATH", "") + ":/usr/sbin"
+    if args.keep:
+        os.environ["FIELDLINK_KEEP_TEST_DIR"] = "1"
+    build_dir = Path(args.build_dir).resolve()
+    tools = programs(build_dir) if args.no_build else build(build_dir, os.cpu_count() or 2)
+
+    begun = time.monotonic()
+    results = {
+        "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "command": " ".join(shlex.quote(a) for a in ["bench/run.py", *sys.argv[1:]]),
+        "machine": machine_info(),
+        "settings": {"backlog": args.backlog, "batch_rows": args.batch_rows, "batch_delay_ms": args.batch_delay_ms,
+                     "reader_args": args.reader_args},
+    }
+
+    # Headline: the real gateway, then the null saver on the same load.
+    full = args.backlog
+    plan = [(GATEWAY, MAIN_WINDOW, MAIN_BATCH, full), (NULL, MAIN_WINDOW, MAIN_BATCH, full)]
+    if not args.quick:
+        # What the drain depends on: readings in flight (window x batch) and the round trip. The
+        # reader's defaults drain so slowly that a fifth of the backlog gives the same rate.
+        small = max(1, full // 5)
+        plan += [(GATEWAY, READER_DEFAULT_WINDOW, READER_DEFAULT_BATCH, small), (GATEWAY, 4, 256, full),
+                 (GATEWAY, 16, 64, full), (GATEWAY, 16, 512, full),
+                 (SQLITE_NODELAY, MAIN_WINDOW, MAIN_BATCH, full),
+                 (SQLITE_NODELAY, READER_DEFAULT_WINDOW, READER_DEFAULT_BATCH, small),
+                 (SQLITE_NODELAY, 16, 512, full), (NULL_NODELAY, MAIN_WINDOW, MAIN_BATCH, full)]
+    batches = sorted({plan_batch for _, _, plan_batch, _ in plan})
+    log(f"broker ceilings for batch sizes {batches}")
+    results["ceilings"] = {"broker": {str(b): broker_ceiling(tools, args, b) for b in batches}}
+    results["drains"] = [drain(tools, args, *entry) for entry in plan]
+    results["drain"] = results["drains"][0]
+    results["ceilings"]["null_saver_drain"] = results["drains"][1]
+    results["steady"] = steady(tools, args, MAIN_WINDOW, MAIN_BATCH)
+
+    main_rate = results["drain"]["readings_per_s"]
+    null_rate = results["ceilings"]["null_saver_drain"]["readings_per_s"]
+    broker_rate = results["ceilings"]["broker"][str(MAIN_BATCH)]["readings_per_s"]
+    steady_rate = results["steady"]["stored_per_s"]
+    results["ratios"] = {
+        "drain_over_null_saver": ratio(main_rate, null_rate), "drain_over_broker": ratio(main_rate, broker_rate),
+        "steady_stored_over_produced": ratio(steady_rate, results["steady"]["produced_per_s"]),
+        "steady_over_broker": ratio(steady_rate, broker_rate),
+    }
+    results["elapsed_s"] = round(time.monotonic() - begun, 1)
+
+    print(table(results))
+    print(f"\n(benchmark time {results['elapsed_s']} s)")
+    for out in args.out:
+        path = Path(out)
+        path.write_text(markdown(results) if path.suffix == ".md" else json.dumps(results, indent=2) + "\n")
+        log(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
