@@ -70,6 +70,11 @@ public:
         cv_.wait(lock, [this] { return in_flight_ < limit_; });
         ++in_flight_;
     }
+    // Waits until every PUBLISH got its PUBACK (or failed).
+    bool drain(std::chrono::seconds timeout) {
+        std::unique_lock lock(mutex_);
+        return cv_.wait_for(lock, timeout, [this] { return in_flight_ == 0; });
+    }
     void on_success(const mqtt::token&) override { release(); }
     void on_failure(const mqtt::token&) override {
         ++failures;
@@ -83,7 +88,7 @@ private:
             std::lock_guard lock(mutex_);
             --in_flight_;
         }
-        cv_.notify_one();
+        cv_.notify_all();
     }
 
     const unsigned limit_;
@@ -155,6 +160,7 @@ int run(const Options& options) {
         complete = delivered.cv.wait_for(lock, std::chrono::seconds(options.timeout_s),
                                          [&] { return delivered.messages >= options.messages; });
     }
+    window.drain(std::chrono::seconds(10));
     publisher.disconnect()->wait();
     subscriber.disconnect()->wait();
 

@@ -70,6 +70,9 @@ show() {
            coalesce(strftime('%H:%M:%f', r.unix_ms / 1000.0, 'unixepoch'), 'mono ' || r.mono_ms) AS taken
       FROM readings r JOIN (SELECT device, channel, max(seq) AS seq FROM readings GROUP BY device, channel) l
         ON r.device = l.device AND r.seq = l.seq ORDER BY r.device, r.channel;
+    SELECT h.device, h.held AS spooled, h.dropped, h.reconnects, h.acked_through
+      FROM device_health h JOIN (SELECT device, max(id) AS id FROM device_health GROUP BY device) l
+        ON h.id = l.id ORDER BY h.device;
     SELECT count(*) AS dead_letters FROM dead_letters;" 2>/dev/null || echo "(no readings yet)"
 }
 
@@ -83,9 +86,10 @@ echo "== gateway writing $db (log $run/gateway.log)"
 for i in $(seq 1 "$devices"); do
   dev=$(printf "demo-%02d" "$i")
   "$bin_reader" --device "$dev" --broker "127.0.0.1:$port" --period "$period" \
+    --flash "$run/$dev.flash" --flash-sectors 256 --telemetry-interval 5 \
     >"$run/$dev.out" 2>"$run/$dev.log" & pids+=($!)
 done
-echo "== $devices readers sampling 3 channels every ${period} ms"
+echo "== $devices readers sampling 3 channels every ${period} ms, spooling to $run/demo-NN.flash"
 
 start=$(date +%s)
 while :; do
