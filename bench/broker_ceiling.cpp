@@ -6,7 +6,8 @@
 // each batch's header and CRC (fieldlink::protocol) and stores nothing. The
 // time from the first PUBLISH to the N-th delivery is the broker's ceiling
 // for that load: no reader, no saver, no database, no end-to-end window.
-// Prints one JSON line. For benchmarks only (bench/run.py).
+// Repeats that --repeat times and prints one JSON line with each round's rate.
+// For benchmarks only (bench/run.py).
 #include <unistd.h>
 
 #include <atomic>
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 #include <mqtt/async_client.h>
 
 #include "fieldlink/protocol/codec.hpp"
@@ -35,6 +37,7 @@ struct Options {
     std::uint64_t messages = 400;
     unsigned records = 256;
     unsigned inflight = 100;
+    unsigned repeat = 5;
     unsigned timeout_s = 120;
 };
 
@@ -103,8 +106,13 @@ struct Delivered {
     std::uint64_t messages = 0;
     std::uint64_t readings = 0;
     std::uint64_t undecodable = 0;
-    Clock::time_point first{};
     Clock::time_point last{};
+};
+
+struct Round {
+    double seconds = 0;
+    std::uint64_t readings = 0;
+    bool complete = false;
 };
 
 mqtt::connect_options connect_options() {
@@ -133,7 +141,6 @@ int run(const Options& options) {
         const auto now = Clock::now();
         {
             std::lock_guard lock(delivered.mutex);
-            if (delivered.messages == 0) delivered.first = now;
             delivered.last = now;
             ++delivered.messages;
             if (ok) {
@@ -148,35 +155,45 @@ int run(const Options& options) {
     subscriber.subscribe(options.topic, 1)->wait();
     publisher.connect(connect_options())->wait();
 
+    // Rounds on the same connections: Paho's connect and disconnect take about a second each.
     InflightWindow window(options.inflight);
-    const auto start = Clock::now();
-    for (std::uint64_t i = 0; i < options.messages; ++i) {
-        window.acquire();
-        publisher.publish(options.topic, payload.data(), payload.size(), 1, false, nullptr, window);
-    }
-    bool complete = false;
-    {
+    std::vector<Round> rounds;
+    for (unsigned round = 0; round < options.repeat; ++round) {
+        {
+            std::lock_guard lock(delivered.mutex);
+            delivered.messages = 0;
+            delivered.readings = 0;
+        }
+        const auto start = Clock::now();
+        for (std::uint64_t i = 0; i < options.messages; ++i) {
+            window.acquire();
+            publisher.publish(options.topic, payload.data(), payload.size(), 1, false, nullptr, window);
+        }
+        Round result;
         std::unique_lock lock(delivered.mutex);
-        complete = delivered.cv.wait_for(lock, std::chrono::seconds(options.timeout_s),
-                                         [&] { return delivered.messages >= options.messages; });
+        result.complete = delivered.cv.wait_for(lock, std::chrono::seconds(options.timeout_s),
+                                                [&] { return delivered.messages >= options.messages; });
+        result.seconds = std::chrono::duration<double>(delivered.last - start).count();
+        result.readings = delivered.readings;
+        lock.unlock();
+        rounds.push_back(result);
+        window.drain(std::chrono::seconds(10));  // the next round starts from an idle link
     }
-    window.drain(std::chrono::seconds(10));
     publisher.disconnect()->wait();
     subscriber.disconnect()->wait();
 
-    std::lock_guard lock(delivered.mutex);
-    const double seconds = std::chrono::duration<double>(delivered.last - start).count();
-    std::printf("{\"messages\": %llu, \"records_per_message\": %u, \"payload_bytes\": %zu, \"inflight\": %u, "
-                "\"delivered\": %llu, \"undecodable\": %llu, \"publish_failures\": %llu, \"complete\": %s, "
-                "\"seconds\": %.6f, \"messages_per_s\": %.1f, \"readings_per_s\": %.1f}\n",
-                static_cast<unsigned long long>(options.messages), options.records, payload.size(), options.inflight,
-                static_cast<unsigned long long>(delivered.messages),
-                static_cast<unsigned long long>(delivered.undecodable),
-                static_cast<unsigned long long>(window.failures.load()), complete ? "true" : "false", seconds,
-                seconds > 0 ? static_cast<double>(delivered.messages) / seconds : 0.0,
-                seconds > 0 ? static_cast<double>(delivered.readings) / seconds : 0.0);
+    bool ok = delivered.undecodable == 0 && window.failures.load() == 0;
+    std::string rates;
+    for (const Round& r : rounds) {
+        ok = ok && r.complete && r.seconds > 0;
+        rates += fmt::format("{}{:.1f}", rates.empty() ? "" : ", ", r.seconds > 0 ? r.readings / r.seconds : 0.0);
+    }
+    fmt::print("{{\"messages\": {}, \"records_per_message\": {}, \"payload_bytes\": {}, \"inflight\": {}, "
+               "\"undecodable\": {}, \"publish_failures\": {}, \"complete\": {}, \"readings_per_s\": [{}]}}\n",
+               options.messages, options.records, payload.size(), options.inflight, delivered.undecodable,
+               window.failures.load(), ok ? "true" : "false", rates);
     std::fflush(stdout);
-    return complete && delivered.undecodable == 0 ? 0 : 1;
+    return ok ? 0 : 1;
 }
 
 }  // namespace
@@ -193,7 +210,9 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(1u, static_cast<unsigned>(fieldlink::protocol::kMaxRecordsPerBatch)));
     app.add_option("--inflight", options.inflight, "Most PUBLISHes awaiting their PUBACK")
         ->check(CLI::Range(1u, 65535u));
-    app.add_option("--timeout", options.timeout_s, "Seconds to wait for every delivery");
+    app.add_option("--repeat", options.repeat, "Rounds of --messages batches, each timed on its own")
+        ->check(CLI::Range(1u, 1000u));
+    app.add_option("--timeout", options.timeout_s, "Seconds to wait for every delivery of a round");
     CLI11_PARSE(app, argc, argv);
     try {
         return run(options);

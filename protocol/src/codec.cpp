@@ -3,39 +3,17 @@
 #include <bit>
 #include <cstring>
 
+#include "fieldlink/protocol/little_endian.hpp"
+
 namespace fieldlink::protocol {
 namespace {
 
-constexpr std::size_t kHeaderSize = 4;
-
-void put_u16(std::uint8_t* p, std::uint16_t v) noexcept {
-    p[0] = static_cast<std::uint8_t>(v);
-    p[1] = static_cast<std::uint8_t>(v >> 8);
-}
-
-void put_u32(std::uint8_t* p, std::uint32_t v) noexcept {
-    for (int i = 0; i < 4; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
-}
-
-void put_u64(std::uint8_t* p, std::uint64_t v) noexcept {
-    for (int i = 0; i < 8; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
-}
-
-std::uint16_t get_u16(const std::uint8_t* p) noexcept {
-    return static_cast<std::uint16_t>(p[0] | (p[1] << 8));
-}
-
-std::uint32_t get_u32(const std::uint8_t* p) noexcept {
-    std::uint32_t v = 0;
-    for (int i = 3; i >= 0; --i) v = (v << 8) | p[i];
-    return v;
-}
-
-std::uint64_t get_u64(const std::uint8_t* p) noexcept {
-    std::uint64_t v = 0;
-    for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
-    return v;
-}
+using le::get_u16;
+using le::get_u32;
+using le::get_u64;
+using le::put_u16;
+using le::put_u32;
+using le::put_u64;
 
 void put_header(std::uint8_t* p, Kind kind) noexcept {
     p[0] = kMagic0;
@@ -44,7 +22,7 @@ void put_header(std::uint8_t* p, Kind kind) noexcept {
     p[3] = static_cast<std::uint8_t>(kind);
 }
 
-// Checks magic, version and kind (in that order) of a message of at least kHeaderSize bytes.
+// Checks magic, version and kind (in that order) of a message of at least four bytes.
 Status check_header(const std::uint8_t* data, Kind kind) noexcept {
     if (data[0] != kMagic0 || data[1] != kMagic1) return Status::BadMagic;
     if (data[2] != kVersion) return Status::UnsupportedVersion;

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "fieldlink/protocol/codec.hpp"
+#include "fieldlink/protocol/little_endian.hpp"
 
 namespace fieldlink::spool {
 namespace {
@@ -20,37 +21,11 @@ constexpr std::size_t kHeaderCrcOffset = 60;
 constexpr std::size_t kSlotCrcOffset = 28;
 constexpr std::size_t kSlotCrcInput = 8 + 4 + kSlotCrcOffset;  // incarnation, sector seq, slot bytes
 
-void put_u32(std::uint8_t* out, std::uint32_t value) {
-    for (int i = 0; i < 4; ++i) {
-        out[i] = static_cast<std::uint8_t>(value >> (8 * i));
-    }
-}
-
-void put_u64(std::uint8_t* out, std::uint64_t value) {
-    for (int i = 0; i < 8; ++i) {
-        out[i] = static_cast<std::uint8_t>(value >> (8 * i));
-    }
-}
-
-std::uint16_t get_u16(const std::uint8_t* in) {
-    return static_cast<std::uint16_t>(in[0] | (in[1] << 8));
-}
-
-std::uint32_t get_u32(const std::uint8_t* in) {
-    std::uint32_t value = 0;
-    for (int i = 3; i >= 0; --i) {
-        value = (value << 8) | in[i];
-    }
-    return value;
-}
-
-std::uint64_t get_u64(const std::uint8_t* in) {
-    std::uint64_t value = 0;
-    for (int i = 7; i >= 0; --i) {
-        value = (value << 8) | in[i];
-    }
-    return value;
-}
+using protocol::le::get_u16;
+using protocol::le::get_u32;
+using protocol::le::get_u64;
+using protocol::le::put_u32;
+using protocol::le::put_u64;
 
 bool all_erased(const std::uint8_t* data, std::size_t length) {
     for (std::size_t i = 0; i < length; ++i) {
