@@ -11,12 +11,7 @@
 //                   without it (docs/benchmarks.md).
 //
 // For benchmarks only (bench/run.py).
-#include <arpa/inet.h>
-#include <dirent.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -40,6 +35,7 @@
 #include "fieldlink/gateway/sqlite_store.hpp"
 #include "fieldlink/gateway/stats.hpp"
 #include "fieldlink/gateway/store.hpp"
+#include "fieldlink/gateway/tcp_nodelay.hpp"
 
 namespace {
 
@@ -77,45 +73,6 @@ struct Options {
     std::string log_level = "info";
 };
 
-int peer_port(int fd) {
-    sockaddr_storage peer{};
-    socklen_t length = sizeof peer;
-    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &length) != 0) return -1;
-    if (peer.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(peer).sin_port);
-    if (peer.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6&>(peer).sin6_port);
-    return -1;
-}
-
-// Paho C 1.3 has no option for it and does not expose its socket, so look
-// for this process's TCP sockets whose peer is the broker's port. Returns how
-// many were changed.
-int set_nodelay_on_sockets_to(int broker_port) {
-    DIR* fds = ::opendir("/proc/self/fd");
-    if (fds == nullptr) return 0;
-    int changed = 0;
-    while (const dirent* entry = ::readdir(fds)) {
-        char* end = nullptr;
-        const long fd = std::strtol(entry->d_name, &end, 10);
-        if (end == entry->d_name || *end != '\0' || fd == ::dirfd(fds)) continue;
-        int type = 0;
-        socklen_t length = sizeof type;
-        if (::getsockopt(static_cast<int>(fd), SOL_SOCKET, SO_TYPE, &type, &length) != 0 || type != SOCK_STREAM) {
-            continue;
-        }
-        if (peer_port(static_cast<int>(fd)) != broker_port) continue;
-        const int on = 1;
-        if (::setsockopt(static_cast<int>(fd), IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) == 0) ++changed;
-    }
-    ::closedir(fds);
-    return changed;
-}
-
-int broker_port_of(const std::string& uri) {
-    const std::size_t colon = uri.rfind(':');
-    if (colon == std::string::npos) return 1883;
-    return std::atoi(uri.c_str() + colon + 1);
-}
-
 std::unique_ptr<Store> make_store(const Options& options) {
     if (options.store == "null") return std::make_unique<NullStore>();
     StoreOptions store;
@@ -151,7 +108,7 @@ int run(const Options& options, const sigset_t& stop_signals) {
             while (!link.subscribed() && std::chrono::steady_clock::now() < give_up) {
                 std::this_thread::sleep_for(std::chrono::milliseconds(5));
             }
-            const int changed = set_nodelay_on_sockets_to(broker_port_of(options.broker));
+            const int changed = set_nodelay_to_peer_port(plain_tcp_port(options.broker).value_or(1883));
             log.info("TCP_NODELAY set on {} socket(s) to the broker", changed);
         }
         log.info("bench saver ready: store {}, broker {}, batch {} rows / {} ms, queue {}", options.store,

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.dont_write_bytecode = True  # leave no __pycache__ in tests/
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 import harness as h  # noqa: E402
 import netproxy  # noqa: E402
@@ -38,6 +39,8 @@ FAST_PERIOD_MS = 1
 # The configuration of the backlog fault test (tests/integration/test_backlog.py).
 MAIN_WINDOW, MAIN_BATCH = 8, 256
 READER_DEFAULT_WINDOW, READER_DEFAULT_BATCH = 4, 32
+# A 4 KiB sector of the host board's flash spool holds this many readings (fieldlink-reader --help).
+FLASH_READINGS_PER_SECTOR = 126
 
 GATEWAY, SQLITE_NODELAY, NULL, NULL_NODELAY = "gateway", "sqlite+nodelay", "null", "null+nodelay"
 SAVER_TEXT = {
@@ -46,7 +49,6 @@ SAVER_TEXT = {
     NULL: "bench saver, null store",
     NULL_NODELAY: "bench saver, null store, TCP_NODELAY",
 }
-
 
 _STARTED = time.monotonic()
 
@@ -61,15 +63,9 @@ def log(message):
 def build(build_dir, jobs):
     """Configures (Release) and builds the fieldlink-bench target; returns the program paths."""
     configure = ["cmake", "-S", str(ROOT), "-B", str(build_dir), "-DCMAKE_BUILD_TYPE=Release",
-                 "-DFIELDLINK_BUILD_TESTS=OFF"]
+                 "-DFIELDLINK_BUILD_TESTS=OFF", "-DFIELDLINK_BUILD_BENCH=ON"]
     if not (build_dir / "CMakeCache.txt").exists() and shutil.which("ninja"):
         configure += ["-G", "Ninja"]
-    top_level = (ROOT / "CMakeLists.txt").read_text()
-    if "FIELDLINK_BUILD_BENCH" in top_level:
-        configure.append("-DFIELDLINK_BUILD_BENCH=ON")
-    if not re.search(r"add_subdirectory\(\s*bench\b", top_level):
-        # Until the top-level CMakeLists.txt adds bench/ itself.
-        configure.append(f"-DCMAKE_PROJECT_INCLUDE={ROOT / 'bench' / 'cmake' / 'attach_bench.cmake'}")
     log(f"configuring {build_dir} (Release)")
     subprocess.run(configure, check=True, stdout=subprocess.DEVNULL)
     log("building fieldlink-bench (gateway, reader, bench saver, broker ceiling)")
@@ -125,7 +121,7 @@ def saver_stats(saver):
             "duplicates": values.get("duplicates"), "commits": values.get("commits"), "acks_sent": values.get("acks")}
 
 
-def start_saver(kind, wd, broker, db, tools, args):
+def start_saver(kind, wd, broker, db, tools, args, batch_delay_ms=None):
     client_id = f"fieldlink-bench-{broker.port}"
     if kind == GATEWAY:
         argv = [tools["gateway"], "--broker", broker.uri, "--db", db, "--client-id", client_id,
@@ -136,7 +132,8 @@ def start_saver(kind, wd, broker, db, tools, args):
                 "--log-level", "info"]
         if kind.endswith("+nodelay"):
             argv.append("--tcp-nodelay")
-    argv += ["--batch-rows", str(args.batch_rows), "--batch-delay-ms", str(args.batch_delay_ms)]
+    delay = args.batch_delay_ms if batch_delay_ms is None else batch_delay_ms
+    argv += ["--batch-rows", str(args.batch_rows), "--batch-delay-ms", str(delay)]
     saver = h.Process(kind.replace("+", "-"), argv, wd).start()
     h.wait_for(lambda: "subscribed to" in saver.log() or not saver.running(), 20, f"{kind} to subscribe")
     if not saver.running():
@@ -178,22 +175,36 @@ def broker_ceiling(tools, args, batch, repeats=5):
 # --- drain ---------------------------------------------------------------------------
 
 
-def drain(tools, args, kind, window, batch, backlog):
+def store_args(store, wd, device, capacity):
+    """Reader options for its store: a RAM ring, or the flash spool in a file (with or without
+    fdatasync after every flash write) just big enough for `capacity` readings."""
+    if store == "ram":
+        return ["--buffer", capacity]
+    sectors = math.ceil(capacity / FLASH_READINGS_PER_SECTOR) + 1  # one sector always stays free
+    argv = ["--flash", Path(wd) / f"{device}.flash", "--flash-sectors", sectors]
+    return argv + (["--no-flash-sync"] if store == "flash-nosync" else [])
+
+
+def drain(tools, args, kind, window, batch, backlog, store="ram", batch_delay_ms=None):
     """One device builds a backlog of `backlog` readings behind a dropped link, stops
     sampling, then the link comes up: time until its commit acks cover everything."""
-    log(f"drain: {SAVER_TEXT[kind]}, window {window} x batch {batch}, backlog {backlog:,}")
+    delay = args.batch_delay_ms if batch_delay_ms is None else batch_delay_ms
+    log(f"drain: {SAVER_TEXT[kind]}, window {window} x batch {batch}, backlog {backlog:,}, {store} store, "
+        f"batch_delay_ms {delay}")
     with h.workdir("bench-drain") as wd:
         broker = h.Mosquitto(wd).start()
         db = wd / "fieldlink.db"
         saver = reader = None
         try:
-            saver = start_saver(kind, wd, broker, db, tools, args)
+            saver = start_saver(kind, wd, broker, db, tools, args, delay)
             with netproxy.Proxy(broker.port) as proxy:
                 proxy.set_mode(netproxy.DROP)
-                # A full RAM store that refuses new readings: the backlog is exactly `backlog`.
+                # A full store that refuses new readings: the backlog is `backlog` (a flash
+                # spool rounds it up to whole sectors).
                 reader = h.Process("reader", reader_argv(
                     tools, args, "bench-drain", proxy.port, window, batch,
-                    ["--channels", FAST_CHANNELS, "--period", FAST_PERIOD_MS, "--buffer", backlog,
+                    ["--channels", FAST_CHANNELS, "--period", FAST_PERIOD_MS,
+                     *store_args(store, wd, "bench-drain", backlog),
                      "--full-policy", "refuse", "--reconnect-min", "5", "--reconnect-max", "20",
                      "--drain-timeout", "300"]), wd).start()
                 started = time.monotonic()
@@ -219,16 +230,19 @@ def drain(tools, args, kind, window, batch, backlog):
             ready = [log_time(l) for l in lines if "subscribed to commit acks; publishing" in l]
             last = log_time(lines[-1]) if lines else None
             drain_s = last - ready[-1] if ready and last and last > ready[-1] else wall_s
+            drain_s = max(drain_s, 0.001)  # the log has millisecond stamps
             produced = int(summary["produced"])
             result = {
-                "saver": kind, "window": window, "batch": batch, "backlog": produced,
+                "saver": kind, "window": window, "batch": batch, "store": store, "batch_delay_ms": delay,
+                "backlog": produced,
                 "build_s": round(build_s, 2), "drain_s": round(drain_s, 3), "wall_s": round(wall_s, 3),
                 "readings_per_s": round(produced / drain_s), "rounds": math.ceil(produced / (window * batch)),
                 "ms_per_round": round(drain_s * 1000 / math.ceil(produced / (window * batch)), 2),
                 "resends": int(summary["resends"]), "reconnects": int(summary["reconnects"]),
                 "commits": stats.get("commits"), "batches_received": stats.get("received"),
             }
-            if produced != backlog or int(summary["acked_through"]) != produced:
+            if not backlog <= produced < backlog + FLASH_READINGS_PER_SECTOR or \
+                    int(summary["acked_through"]) != produced:
                 raise AssertionError(f"unexpected reader summary: {summary}")
             if kind in (GATEWAY, SQLITE_NODELAY):
                 rows, distinct = h.query(db, "SELECT count(*), count(DISTINCT seq) FROM readings")[0]
@@ -252,18 +266,18 @@ def drain(tools, args, kind, window, batch, backlog):
 # --- steady state -----------------------------------------------------------------------
 
 
-def steady(tools, args, window, batch):
+def steady(tools, args, window, batch, kind=GATEWAY):
     """args.readers readers sampling as fast as configured straight into the broker; the
-    gateway stores. Samples the stored count and each device's watermark age."""
-    log(f"steady: {args.readers} readers x {FAST_CHANNELS} channels every {FAST_PERIOD_MS} ms, window {window} "
-        f"x batch {batch}, {args.warmup:g} s warm-up + {args.steady_seconds:g} s")
+    saver stores in SQLite. Samples the stored count and each device's watermark age."""
+    log(f"steady: {SAVER_TEXT[kind]}, {args.readers} readers x {FAST_CHANNELS} channels every {FAST_PERIOD_MS} ms, "
+        f"window {window} x batch {batch}, {args.warmup:g} s warm-up + {args.steady_seconds:g} s")
     with h.workdir("bench-steady") as wd:
         broker = h.Mosquitto(wd).start()
         db = wd / "fieldlink.db"
         saver = None
         readers = []
         try:
-            saver = start_saver(GATEWAY, wd, broker, db, tools, args)
+            saver = start_saver(kind, wd, broker, db, tools, args)
             started = {}
             for i in range(args.readers):
                 device = f"bench-steady-{i}"
@@ -312,7 +326,7 @@ def steady(tools, args, window, batch):
             stored_rate = (last["stored"] - first["stored"]) / (last["t"] - first["t"])
             lags = sorted(l for s in window_samples for l in s["lag_ms"])
             result = {
-                "readers": args.readers, "channels": FAST_CHANNELS, "period_ms": FAST_PERIOD_MS,
+                "saver": kind, "readers": args.readers, "channels": FAST_CHANNELS, "period_ms": FAST_PERIOD_MS,
                 "window": window, "batch": batch, "measured_s": round(last["t"] - first["t"], 2),
                 "offered_per_s": args.readers * FAST_CHANNELS * 1000 // FAST_PERIOD_MS,
                 "produced_per_s": round(produced / (stop - min(started.values()))),
@@ -320,7 +334,7 @@ def steady(tools, args, window, batch):
                 "lag_ms_p50": round(lags[len(lags) // 2]) if lags else None,
                 "lag_ms_p95": round(lags[int(len(lags) * 0.95)]) if lags else None,
                 "lag_ms_max": round(lags[-1]) if lags else None,
-                "behind_at_stop": produced - stored_at_stop,
+                "behind_at_stop": produced - stored_at_stop, "stored_at_stop": stored_at_stop,
                 "catch_up_s": round(caught_up_s, 2),
                 "produced": produced, "stored_rows": rows, "dropped": dropped,
                 "all_drained": all(c == 0 for c in codes) and rows == produced,
@@ -371,88 +385,102 @@ def fmt_rate(value):
     return f"{value:,.0f}" if value is not None else "-"
 
 
+def drain_label(d, default_delay):
+    label = SAVER_TEXT[d["saver"]]
+    if d["store"] != "ram":
+        label += f", reader on {d['store']}"
+    if d["batch_delay_ms"] != default_delay:
+        label += f", batch_delay_ms {d['batch_delay_ms']}"
+    return label
+
+
+def steady_label(s):
+    return f"{SAVER_TEXT[s['saver']]}, {s['readers']} readers"
+
+
 def markdown(results):
     r = results
-    lines = [f"# fieldlink benchmark results", "",
+    m = r["machine"]
+    lines = ["# fieldlink benchmark results", "",
              f"- date: {r['date_utc']}", f"- command: `{r['command']}`",
-             f"- machine: {r['machine']['cpus']} CPUs ({r['machine']['cpu_model']}), kernel {r['machine']['kernel']}, "
-             f"load average at start {r['machine']['load_average_at_start']}",
-             f"- Mosquitto {r['machine']['mosquitto']}, Paho C {r['machine']['paho_c']}, "
-             f"SQLite {r['machine']['sqlite']}, commit {r['machine']['git_commit']}"
-             f"{' (uncommitted changes)' if r['machine']['git_dirty'] else ''}",
+             f"- machine: {m['cpus']} CPUs ({m['cpu_model']}), kernel {m['kernel']}, "
+             f"load average at start {m['load_average_at_start']}",
+             f"- Mosquitto {m['mosquitto']}, Paho C {m['paho_c']}, SQLite {m['sqlite']}, commit {m['git_commit']}"
+             f"{' (uncommitted changes)' if m['git_dirty'] else ''}",
              f"- backlog {r['settings']['backlog']:,} readings; gateway batch_rows {r['settings']['batch_rows']}, "
              f"batch_delay_ms {r['settings']['batch_delay_ms']}, synchronous=full", ""]
     main = r["drain"]
-    lines += ["## Headline", "", "| rate | readings/s | / null-saver drain | / broker ceiling |", "|---|---:|---:|---:|"]
-    lines.append(f"| backlog drain, window {main['window']} x batch {main['batch']} | {fmt_rate(main['readings_per_s'])} "
-                 f"| {r['ratios']['drain_over_null_saver']} | {r['ratios']['drain_over_broker']} |")
-    if r.get("steady"):
-        s = r["steady"]
-        lines.append(f"| steady state, {s['readers']} readers, stored (/ produced: "
-                     f"{r['ratios']['steady_stored_over_produced']}) | {fmt_rate(s['stored_per_s'])} "
-                     f"| | {r['ratios']['steady_over_broker']} |")
-    lines.append(f"| ceiling: same drain, null saver | {fmt_rate(r['ceilings']['null_saver_drain']['readings_per_s'])}"
-                 f" | 1 | |")
     broker = r["ceilings"]["broker"][str(main["batch"])]
-    lines.append(f"| ceiling: broker only, {broker['messages']} x {broker['payload_bytes']} B | "
-                 f"{fmt_rate(broker['readings_per_s'])} | | 1 |")
+    lines += ["## Headline", "", "| rate | readings/s | / null-saver drain | / broker ceiling |", "|---|---:|---:|---:|",
+              f"| backlog drain, fieldlink-gateway, window {main['window']} x batch {main['batch']} | "
+              f"{fmt_rate(main['readings_per_s'])} | {r['ratios']['drain_over_null_saver']} | "
+              f"{r['ratios']['drain_over_broker']} |"]
+    s = r["steady"]
+    lines += [f"| steady state, fieldlink-gateway, {s['readers']} readers, stored (stored at stop / produced "
+              f"{r['ratios']['steady_stored_over_produced']}) | {fmt_rate(s['stored_per_s'])} | | "
+              f"{r['ratios']['steady_over_broker']} |",
+              f"| ceiling: the same drain into the null saver | "
+              f"{fmt_rate(r['ceilings']['null_saver_drain']['readings_per_s'])} | 1 | |",
+              f"| ceiling: broker alone, {broker['messages']} x {broker['payload_bytes']} B batches | "
+              f"{fmt_rate(broker['readings_per_s'])} | | 1 |"]
     lines += ["", "## Drains", "",
-              "| saver | window x batch | backlog | drain s | readings/s | ms per window round trip | / broker ceiling "
-              "(same batch) | commits | resends |",
+              "| saver | window x batch | backlog | drain s | readings/s | ms per window round trip | "
+              "/ broker ceiling (same batch) | commits | resends |",
               "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for d in r["drains"]:
         ceiling = r["ceilings"]["broker"].get(str(d["batch"]), {}).get("readings_per_s")
-        lines.append(f"| {SAVER_TEXT[d['saver']]} | {d['window']} x {d['batch']} | {d['backlog']:,} | {d['drain_s']} | "
+        lines.append(f"| {drain_label(d, r['settings']['batch_delay_ms'])} | {d['window']} x {d['batch']} | {d['backlog']:,} | {d['drain_s']} | "
                      f"{fmt_rate(d['readings_per_s'])} | {d['ms_per_round']} | {ratio(d['readings_per_s'], ceiling)} | "
                      f"{d['commits']} | {d['resends']} |")
-    lines += ["", "## Broker ceilings (median of 5)", "", "| batch | messages | bytes each | readings/s | runs |",
-              "|---:|---:|---:|---:|---|"]
+    rounds = len(next(iter(r["ceilings"]["broker"].values()))["runs_readings_per_s"])
+    lines += ["", f"## Broker ceilings (median of {rounds} rounds)", "",
+              "| batch | messages | bytes each | readings/s | rounds |", "|---:|---:|---:|---:|---|"]
     for b in r["ceilings"]["broker"].values():
         lines.append(f"| {b['batch']} | {b['messages']} | {b['payload_bytes']} | {fmt_rate(b['readings_per_s'])} | "
                      f"{', '.join(fmt_rate(x) for x in b['runs_readings_per_s'])} |")
-    if r.get("steady"):
-        s = r["steady"]
-        lines += ["", "## Steady state", "",
-                  f"{s['readers']} readers x {s['channels']} channels every {s['period_ms']} ms (offered "
-                  f"{s['offered_per_s']:,}/s), window {s['window']} x batch {s['batch']}, measured over "
-                  f"{s['measured_s']} s after warm-up.", "",
-                  "| produced/s | stored/s | watermark age p50 / p95 / max ms | behind at stop | catch-up s | "
-                  "dropped | all stored |", "|---:|---:|---|---:|---:|---:|---|",
-                  f"| {fmt_rate(s['produced_per_s'])} | {fmt_rate(s['stored_per_s'])} | {s['lag_ms_p50']} / "
-                  f"{s['lag_ms_p95']} / {s['lag_ms_max']} | {s['behind_at_stop']:,} | {s['catch_up_s']} | "
-                  f"{s['dropped']} | {s['all_drained']} |"]
+    lines += ["", "## Steady state", "",
+              f"{s['readers']} readers x {s['channels']} channels every {s['period_ms']} ms (offered "
+              f"{s['offered_per_s']:,}/s), window {s['window']} x batch {s['batch']}, measured over "
+              f"{s['measured_s']} s after warm-up.", "",
+              "| saver | produced/s | stored/s | watermark age p50 / p95 / max ms | behind at stop | catch-up s | "
+              "dropped | all stored |", "|---|---:|---:|---|---:|---:|---:|---|"]
+    for s in r["steadies"]:
+        lines.append(f"| {SAVER_TEXT[s['saver']]} | {fmt_rate(s['produced_per_s'])} | {fmt_rate(s['stored_per_s'])} | "
+                     f"{s['lag_ms_p50']} / {s['lag_ms_p95']} / {s['lag_ms_max']} | {s['behind_at_stop']:,} | "
+                     f"{s['catch_up_s']} | {s['dropped']} | {s['all_drained']} |")
     return "\n".join(lines) + "\n"
 
 
 def table(results):
     r = results
-    out = [f"fieldlink benchmarks, {r['date_utc']}, {r['machine']['cpus']} CPUs, load {r['machine']['load_average_at_start']}",
+    out = [f"fieldlink benchmarks, {r['date_utc']}, {r['machine']['cpus']} CPUs, "
+           f"load {r['machine']['load_average_at_start']}",
            f"backlog {r['settings']['backlog']:,} readings, gateway batch_rows {r['settings']['batch_rows']} / "
            f"{r['settings']['batch_delay_ms']} ms", ""]
-    row = "{:<38} {:>9} {:>8} {:>8} {:>11} {:>9} {:>8}"
+    row = "{:<52} {:>9} {:>8} {:>8} {:>11} {:>9} {:>8}"
     out.append(row.format("drain: saver", "win x bat", "backlog", "drain s", "readings/s", "ms/round", "/broker"))
     for d in r["drains"]:
         ceiling = r["ceilings"]["broker"].get(str(d["batch"]), {}).get("readings_per_s")
-        out.append(row.format(SAVER_TEXT[d["saver"]], f"{d['window']}x{d['batch']}", f"{d['backlog']:,}",
-                              f"{d['drain_s']:.3f}",
-                              fmt_rate(d["readings_per_s"]), f"{d['ms_per_round']:.1f}",
+        out.append(row.format(drain_label(d, r['settings']['batch_delay_ms']), f"{d['window']}x{d['batch']}", f"{d['backlog']:,}",
+                              f"{d['drain_s']:.3f}", fmt_rate(d["readings_per_s"]), f"{d['ms_per_round']:.1f}",
                               str(ratio(d["readings_per_s"], ceiling))))
     out.append("")
     for b in r["ceilings"]["broker"].values():
         out.append(f"broker ceiling, batch {b['batch']:>3}: {fmt_rate(b['readings_per_s']):>11} readings/s "
                    f"({b['messages']} x {b['payload_bytes']} B, median of {len(b['runs_readings_per_s'])})")
-    if r.get("steady"):
-        s = r["steady"]
-        out += ["", f"steady: {s['readers']} readers x {s['channels']} ch / {s['period_ms']} ms, "
-                f"window {s['window']} x batch {s['batch']}: produced {fmt_rate(s['produced_per_s'])}/s, "
-                f"stored {fmt_rate(s['stored_per_s'])}/s, watermark age p50 {s['lag_ms_p50']} ms "
-                f"p95 {s['lag_ms_p95']} ms max {s['lag_ms_max']} ms, behind at stop {s['behind_at_stop']:,}, "
-                f"caught up in {s['catch_up_s']} s, dropped {s['dropped']}, all stored {s['all_drained']}"]
+    out.append("")
+    for s in r["steadies"]:
+        out.append(f"steady, {steady_label(s)} x {s['channels']} ch / {s['period_ms']} ms, window {s['window']} x "
+                   f"batch {s['batch']}: produced {fmt_rate(s['produced_per_s'])}/s, stored "
+                   f"{fmt_rate(s['stored_per_s'])}/s, watermark age p50/p95/max {s['lag_ms_p50']}/{s['lag_ms_p95']}/"
+                   f"{s['lag_ms_max']} ms, behind at stop {s['behind_at_stop']:,}, caught up in {s['catch_up_s']} s, "
+                   f"dropped {s['dropped']}, all stored {s['all_drained']}")
     ra = r["ratios"]
-    out += ["", f"drain (gateway, {r['drain']['window']}x{r['drain']['batch']}) = "
-            f"{fmt_rate(r['drain']['readings_per_s'])} readings/s; "
-            f"drain/null-saver {ra['drain_over_null_saver']}, drain/broker {ra['drain_over_broker']}; "
-            f"steady stored/produced {ra['steady_stored_over_produced']}, steady/broker {ra['steady_over_broker']}"]
+    out += ["", f"drain (fieldlink-gateway, {r['drain']['window']}x{r['drain']['batch']}) "
+            f"{fmt_rate(r['drain']['readings_per_s'])} readings/s: / null-saver drain {ra['drain_over_null_saver']}, "
+            f"/ broker ceiling {ra['drain_over_broker']}",
+            f"steady (fieldlink-gateway) {fmt_rate(r['steady']['stored_per_s'])} readings/s: stored at stop / produced "
+            f"{ra['steady_stored_over_produced']}, / broker ceiling {ra['steady_over_broker']}"]
     return "\n".join(out)
 
 
@@ -476,7 +504,7 @@ def main():
     parser.add_argument("--batch-delay-ms", type=int, default=20, help="gateway group commit: milliseconds")
     parser.add_argument("--reader-args", default="",
                         help="extra reader options for every reader, {device} is replaced, e.g. "
-                             "\"--flash /tmp/{device}.flash\"")
+                             "\"--ack-timeout 2000\"")
     parser.add_argument("--keep", action="store_true", help="keep the work folders (logs, databases)")
     args = parser.parse_args()
 
@@ -506,16 +534,25 @@ def main():
         small = max(1, full // 5)
         plan += [(GATEWAY, READER_DEFAULT_WINDOW, READER_DEFAULT_BATCH, small), (GATEWAY, 4, 256, full),
                  (GATEWAY, 16, 64, full), (GATEWAY, 16, 512, full),
+                 # The reader's flash spool (fdatasync after every write) instead of RAM.
+                 (GATEWAY, MAIN_WINDOW, MAIN_BATCH, full, "flash"),
+                 # What-if: Nagle's algorithm off on the saver's broker link.
                  (SQLITE_NODELAY, MAIN_WINDOW, MAIN_BATCH, full),
+                 (SQLITE_NODELAY, MAIN_WINDOW, MAIN_BATCH, full, "flash"),
                  (SQLITE_NODELAY, READER_DEFAULT_WINDOW, READER_DEFAULT_BATCH, small),
+                 # ...and a group commit that closes as soon as the queue is empty.
+                 (SQLITE_NODELAY, READER_DEFAULT_WINDOW, READER_DEFAULT_BATCH, small, "ram", 0),
                  (SQLITE_NODELAY, 16, 512, full), (NULL_NODELAY, MAIN_WINDOW, MAIN_BATCH, full)]
-    batches = sorted({plan_batch for _, _, plan_batch, _ in plan})
+    batches = sorted({entry[2] for entry in plan})
     log(f"broker ceilings for batch sizes {batches}")
     results["ceilings"] = {"broker": {str(b): broker_ceiling(tools, args, b) for b in batches}}
     results["drains"] = [drain(tools, args, *entry) for entry in plan]
     results["drain"] = results["drains"][0]
     results["ceilings"]["null_saver_drain"] = results["drains"][1]
-    results["steady"] = steady(tools, args, MAIN_WINDOW, MAIN_BATCH)
+    results["steadies"] = [steady(tools, args, MAIN_WINDOW, MAIN_BATCH)]
+    if not args.quick:
+        results["steadies"].append(steady(tools, args, MAIN_WINDOW, MAIN_BATCH, SQLITE_NODELAY))
+    results["steady"] = results["steadies"][0]
 
     main_rate = results["drain"]["readings_per_s"]
     null_rate = results["ceilings"]["null_saver_drain"]["readings_per_s"]
@@ -523,7 +560,8 @@ def main():
     steady_rate = results["steady"]["stored_per_s"]
     results["ratios"] = {
         "drain_over_null_saver": ratio(main_rate, null_rate), "drain_over_broker": ratio(main_rate, broker_rate),
-        "steady_stored_over_produced": ratio(steady_rate, results["steady"]["produced_per_s"]),
+        # Both counted from the readers' start to the stop: the share stored as it was produced.
+        "steady_stored_over_produced": ratio(results["steady"]["stored_at_stop"], results["steady"]["produced"]),
         "steady_over_broker": ratio(steady_rate, broker_rate),
     }
     results["elapsed_s"] = round(time.monotonic() - begun, 1)

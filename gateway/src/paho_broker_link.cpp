@@ -1,4 +1,5 @@
 #include "fieldlink/gateway/paho_broker_link.hpp"
+#include "fieldlink/gateway/tcp_nodelay.hpp"
 
 #include <mqtt/async_client.h>
 
@@ -196,6 +197,9 @@ private:
         }
         outbox_cv_.notify_all();
         log_.info("connected to {} as '{}' (persistent session)", settings_.broker_uri, settings_.client_id);
+        if (const auto port = plain_tcp_port(settings_.broker_uri)) {
+            log_.debug("TCP_NODELAY set on {} socket(s) to port {}", set_nodelay_to_peer_port(*port), *port);
+        }
         try {
             auto topics = mqtt::string_collection::create({kUpSubscription, kStatusSubscription, kTelemetrySubscription});
             client_.subscribe(topics,
