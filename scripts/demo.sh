@@ -37,8 +37,8 @@ scripts/setup.sh
 echo "== building (build/release)"
 cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DFIELDLINK_BUILD_TESTS=OFF >/dev/null
 cmake --build build/release -j "$(nproc)" --target fieldlink-gateway fieldlink-reader
-bin_gateway=$(find build/release -type f -name fieldlink-gateway -perm -u+x | head -1)
-bin_reader=$(find build/release -type f -name fieldlink-reader -perm -u+x | head -1)
+bin_gateway=build/release/bin/fieldlink-gateway
+bin_reader=build/release/bin/fieldlink-reader
 
 run=build/demo
 mkdir -p "$run"

@@ -25,5 +25,7 @@ add_executable(fieldlink-reader
 target_include_directories(fieldlink-reader PRIVATE ${CMAKE_CURRENT_LIST_DIR}/src)
 target_link_libraries(fieldlink-reader PRIVATE fieldlink::board_host fmt::fmt)
 target_compile_definitions(fieldlink-reader PRIVATE FIELDLINK_VERSION="${PROJECT_VERSION}")
+# Programs land in <build>/bin, next to fieldlink-gateway.
+set_target_properties(fieldlink-reader PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bin)
 fieldlink_warnings(fieldlink-reader)
 install(TARGETS fieldlink-reader RUNTIME DESTINATION bin)

@@ -16,6 +16,7 @@
 #include "fieldlink/hal/transport.hpp"
 #include "fieldlink/mqtt/packet.hpp"
 #include "fieldlink/protocol/codec.hpp"
+#include "fieldlink/reader/reader.hpp"
 
 namespace fieldlink::test {
 
@@ -300,5 +301,21 @@ private:
     Bytes from_client_;
     Bytes to_client_;
 };
+
+// Reader settings shared by the reader tests: three channels at 1 s, batches of
+// four, no keep-alive. Each test sets its own window and ack timeout.
+inline reader::ReaderConfig reader_test_config(const char* device_id) {
+    reader::ReaderConfig c;
+    c.device_id = device_id;
+    c.firmware_version = "test-1.0";
+    c.keep_alive_s = 0;
+    c.connect_timeout_ms = 3'000;
+    c.batch_size = 4;
+    c.backoff_initial_ms = 1'000;
+    c.backoff_max_ms = 8'000;
+    c.channel_count = 3;
+    for (std::size_t ch = 0; ch < 3; ++ch) c.channel_period_ms[ch] = 1'000;
+    return c;
+}
 
 }  // namespace fieldlink::test

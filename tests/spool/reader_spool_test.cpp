@@ -40,19 +40,10 @@ protected:
     }
 
     static ReaderConfig config() {
-        ReaderConfig c;
-        c.device_id = kDevice;
-        c.firmware_version = "test-1.0";
-        c.keep_alive_s = 0;
-        c.connect_timeout_ms = 3'000;
+        ReaderConfig c = test::reader_test_config(kDevice);
         c.ack_timeout_ms = 60'000;
-        c.batch_size = 4;
         c.window = 4;
-        c.backoff_initial_ms = 1'000;
-        c.backoff_max_ms = 8'000;
         c.telemetry_interval_ms = 0;
-        c.channel_count = 3;
-        for (std::size_t ch = 0; ch < 3; ++ch) c.channel_period_ms[ch] = 1'000;
         return c;
     }
 
