@@ -62,6 +62,17 @@ int run(const Config& config, const sigset_t& signals) {
         link.set_message_handler([&saver](std::string_view topic, std::span<const std::uint8_t> payload) {
             saver.submit(topic, payload);
         });
+        // On every way out, also an exception: the saver stops first (so a
+        // handler blocked on its full queue returns), then the link, whose
+        // stop() detaches the handler before the saver is destroyed.
+        struct StopInOrder {
+            Saver& saver;
+            PahoBrokerLink& link;
+            ~StopInOrder() {
+                saver.stop();
+                link.stop();
+            }
+        } stop_in_order{saver, link};
         saver.start();
         link.start();
         log.info("fieldlink-gateway running: broker {}, client id '{}', batch {} rows / {} ms, queue {}",

@@ -8,7 +8,10 @@
 #include <cmath>
 #include <limits>
 #include <optional>
+#include <set>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "fieldlink/protocol/topics.hpp"
 
@@ -70,9 +73,29 @@ std::optional<std::uint64_t> parse_hex_u64(const std::string& text) {
 
 // The body of decode_json_batch; may throw only std::bad_alloc, which the caller catches.
 bool decode_json_body(std::string_view text, BatchBody* out, std::string* error) {
-    const Json root = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+    // nlohmann keeps the last of two equal keys; a batch with two "first_seq"
+    // is ambiguous, so the keys of every object are tracked and repeats rejected.
+    std::vector<std::set<std::string>> keys_per_object;
+    std::optional<std::string> repeated_key;
+    const Json::parser_callback_t track_keys = [&](int /*depth*/, Json::parse_event_t event, Json& parsed) {
+        if (event == Json::parse_event_t::object_start) {
+            keys_per_object.emplace_back();
+        } else if (event == Json::parse_event_t::object_end && !keys_per_object.empty()) {
+            keys_per_object.pop_back();
+        } else if (event == Json::parse_event_t::key && !keys_per_object.empty() && parsed.is_string()) {
+            if (!keys_per_object.back().insert(parsed.get<std::string>()).second && !repeated_key) {
+                repeated_key = parsed.get<std::string>();
+            }
+        }
+        return true;
+    };
+    const Json root = Json::parse(text.begin(), text.end(), track_keys, /*allow_exceptions=*/false);
     if (root.is_discarded()) {
         *error = "not valid JSON";
+        return false;
+    }
+    if (repeated_key) {
+        *error = fmt::format("key '{}' appears twice in one object", *repeated_key);
         return false;
     }
     if (!root.is_object()) {

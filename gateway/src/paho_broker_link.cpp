@@ -1,4 +1,6 @@
 #include "fieldlink/gateway/paho_broker_link.hpp"
+
+#include "fieldlink/gateway/ack_outbox.hpp"
 #include "fieldlink/gateway/tcp_nodelay.hpp"
 
 #include <mqtt/async_client.h>
@@ -48,20 +50,21 @@ private:
 // connection; `sender_` hands acks to Paho. Paho C holds its client mutex while
 // a message callback runs, and our callback blocks when the saver's queue is
 // full. So nothing outside Paho's threads may call into Paho on the hot path:
-// publish() only fills the outbox, and connection state is kept in our own flags.
+// publish_ack() only fills the outbox, and connection state is kept in our own flags.
 class PahoBrokerLink::Impl {
 public:
     Impl(const MqttSettings& settings, Logger& log)
         : settings_(settings),
           log_(log),
-          client_(settings.broker_uri, settings.client_id, static_cast<mqtt::iclient_persistence*>(nullptr)),
-          subscribe_listener_(log, subscribed_) {
+          subscribe_listener_(log, subscribed_),
+          connect_listener_(*this),
+          client_(settings.broker_uri, settings.client_id, static_cast<mqtt::iclient_persistence*>(nullptr)) {
         options_ = mqtt::connect_options_builder()
                        .mqtt_version(MQTTVERSION_3_1_1)
                        // The broker keeps our subscriptions and queues QoS 1 messages while we are away.
                        .clean_session(false)
                        .keep_alive_interval(settings.keep_alive)
-                       .connect_timeout(std::chrono::seconds(5))
+                       .connect_timeout(kConnectTimeout)
                        .automatic_reconnect(std::chrono::seconds(1), std::chrono::seconds(30))
                        .finalize();
 
@@ -72,7 +75,10 @@ public:
 
     ~Impl() { stop(); }
 
-    void set_message_handler(MessageHandler handler) { handler_ = std::move(handler); }
+    void set_message_handler(MessageHandler handler) {
+        std::lock_guard lock(handler_mutex_);
+        handler_ = std::move(handler);
+    }
 
     void start() {
         std::lock_guard lock(mutex_);
@@ -81,7 +87,11 @@ public:
         connector_ = std::thread([this] { connect_until_connected(); });
     }
 
-    void stop() {
+    // The order matters: a connect attempt in flight (the first one, or one of
+    // Paho's automatic reconnects) keeps Paho from unregistering callbacks, and
+    // a callback must never reach the handler once we return (its owner, the
+    // saver, may be destroyed next). Never throws.
+    void stop() noexcept {
         {
             std::lock_guard lock(mutex_);
             if (stopped_) return;
@@ -90,43 +100,85 @@ public:
         }
         cv_.notify_all();
         if (connector_.joinable()) connector_.join();
-        {
-            // The sender hands over what is still in the outbox (if connected), then ends.
-            std::lock_guard lock(outbox_mutex_);
-            outbox_closed_ = true;
-        }
-        outbox_cv_.notify_all();
+        // The sender hands over what is still in the outbox (if connected), then ends.
+        outbox_.close();
         if (sender_.joinable()) sender_.join();
+        {
+            // Waits for a message callback that is running right now.
+            std::lock_guard lock(handler_mutex_);
+            handler_ = nullptr;
+        }
         try {
-            // Paho sends queued QoS 0 messages before the DISCONNECT. This also
-            // ends Paho's automatic reconnect if the connection is down right now.
+            // Paho sends queued QoS 0 messages before the DISCONNECT. While not
+            // connected this throws, but it still ends Paho's automatic reconnect.
             client_.disconnect(std::chrono::seconds(2))->wait_for(std::chrono::seconds(5));
             log_.info("disconnected from {}", settings_.broker_uri);
-        } catch (const mqtt::exception& e) {
+        } catch (const std::exception& e) {
             log_.debug("disconnect from {}: {}", settings_.broker_uri, e.what());
         }
-        client_.disable_callbacks();
+        unregister_callbacks();
     }
 
-    // Never blocks on Paho. The newest ack per topic wins: watermarks only grow,
-    // so a newer ack says everything an older one did.
-    bool publish(const std::string& topic, std::span<const std::uint8_t> payload) {
-        {
-            std::lock_guard lock(outbox_mutex_);
-            if (outbox_closed_) return false;
-            outbox_.insert_or_assign(topic, std::vector<std::uint8_t>(payload.begin(), payload.end()));
-        }
-        outbox_cv_.notify_one();
-        return true;
+    bool publish_ack(const std::string& topic, std::uint64_t incarnation, std::span<const std::uint8_t> payload) {
+        return outbox_.put(topic, incarnation, payload);
     }
 
     bool connected() const { return connected_.load(); }
     bool subscribed() const { return subscribed_.load() && connected_.load(); }
 
 private:
+    static constexpr auto kConnectTimeout = std::chrono::seconds(5);
+
+    // Learns when a connect attempt ends, for stop(). Paho reuses the first
+    // connect's listener for its automatic reconnects, so this hears those too.
+    class ConnectListener final : public mqtt::iaction_listener {
+    public:
+        explicit ConnectListener(Impl& impl) : impl_(impl) {}
+        void on_success(const mqtt::token&) override { impl_.connect_attempt_ended(); }
+        void on_failure(const mqtt::token&) override { impl_.connect_attempt_ended(); }
+
+    private:
+        Impl& impl_;
+    };
+
     bool stopping() {
         std::lock_guard lock(mutex_);
         return stopping_;
+    }
+
+    void connect_attempt_ended() {
+        {
+            std::lock_guard lock(mutex_);
+            ++connect_attempts_ended_;
+        }
+        cv_.notify_all();
+    }
+
+    // Paho refuses to unregister callbacks while a connect is in progress. That
+    // attempt ends by itself within the connect timeout (the disconnect above
+    // stopped further reconnects), so wait for its end, then unregister.
+    void unregister_callbacks() noexcept {
+        const auto deadline = std::chrono::steady_clock::now() + kConnectTimeout + std::chrono::seconds(5);
+        for (;;) {
+            std::uint64_t ended = 0;
+            {
+                std::lock_guard lock(mutex_);
+                ended = connect_attempts_ended_;
+            }
+            try {
+                client_.disable_callbacks();
+                return;
+            } catch (const std::exception& e) {
+                if (std::chrono::steady_clock::now() >= deadline) {
+                    // The handler is already cleared, so a late callback only logs.
+                    log_.warn("cannot unregister the MQTT callbacks of {}: {}", settings_.broker_uri, e.what());
+                    return;
+                }
+            }
+            // Woken by the attempt's end; the slice covers an attempt whose end we cannot hear.
+            std::unique_lock lock(mutex_);
+            cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return connect_attempts_ended_ != ended; });
+        }
     }
 
     // Paho's automatic reconnect only covers a connection that once worked, so
@@ -136,8 +188,9 @@ private:
         for (int attempt = 1;; ++attempt) {
             if (stopping()) return;
             try {
-                mqtt::token_ptr token = client_.connect(options_);
-                // Wait in slices so that stop() is never held up by a slow broker.
+                mqtt::token_ptr token = client_.connect(options_, nullptr, connect_listener_);
+                // Wait in slices so that stop() is never held up by a slow broker
+                // (stop() itself waits for the attempt to end before unregistering).
                 while (!token->wait_for(std::chrono::milliseconds(200))) {
                     if (stopping()) return;
                 }
@@ -161,41 +214,34 @@ private:
     void send_acks() {
         std::uint64_t failures = 0;
         for (;;) {
-            std::map<std::string, std::vector<std::uint8_t>> batch;
-            {
-                std::unique_lock lock(outbox_mutex_);
-                outbox_cv_.wait(lock, [this] { return outbox_closed_ || (!outbox_.empty() && connected_.load()); });
-                if (!connected_.load()) {
-                    if (!outbox_.empty()) log_.debug("{} acks not sent: not connected at shutdown", outbox_.size());
-                    return;  // closed while disconnected
+            const std::vector<OutgoingAck> acks = outbox_.take([this] { return connected_.load(); });
+            if (acks.empty()) {
+                if (const std::size_t left = outbox_.size(); left > 0) {
+                    log_.debug("{} acks not sent: not connected at shutdown", left);
                 }
-                batch.swap(outbox_);
+                return;  // closed
             }
-            for (const auto& [topic, payload] : batch) {
+            for (const OutgoingAck& ack : acks) {
                 try {
                     // May wait for Paho's mutex while a message callback is blocked; the
                     // writer keeps draining the queue meanwhile, so that wait ends.
-                    client_.publish(topic, payload.data(), payload.size(), kAckQos, false);
+                    client_.publish(ack.topic, ack.payload.data(), ack.payload.size(), kAckQos, false);
                 } catch (const mqtt::exception& e) {
                     // Dropped: the device re-sends and a later commit acks it again.
                     if (++failures <= 3 || failures % 100 == 0) {
-                        log_.warn("cannot publish the commit ack to {} ({} failures so far): {}", topic, failures,
-                                  e.what());
+                        log_.warn("cannot publish the commit ack to {} ({} failures so far): {}", ack.topic,
+                                  failures, e.what());
                     }
                 }
             }
-            std::lock_guard lock(outbox_mutex_);
-            if (outbox_closed_ && outbox_.empty()) return;
         }
     }
 
     void on_connected() {
         subscribed_ = false;
-        {
-            std::lock_guard lock(outbox_mutex_);
-            connected_ = true;
-        }
-        outbox_cv_.notify_all();
+        connected_ = true;
+        outbox_.notify();
+        if (stopping()) return;  // stop() disconnects; nothing to subscribe
         log_.info("connected to {} as '{}' (persistent session)", settings_.broker_uri, settings_.client_id);
         if (const auto port = plain_tcp_port(settings_.broker_uri)) {
             log_.debug("TCP_NODELAY set on {} socket(s) to port {}", set_nodelay_to_peer_port(*port), *port);
@@ -212,16 +258,16 @@ private:
 
     void on_connection_lost(const std::string& cause) {
         subscribed_ = false;
-        {
-            std::lock_guard lock(outbox_mutex_);
-            connected_ = false;
-        }
+        connected_ = false;
+        outbox_.notify();
+        if (stopping()) return;
         log_.warn("lost the connection to {}{}{}; reconnecting", settings_.broker_uri, cause.empty() ? "" : ": ",
                   cause);
     }
 
     // Runs on Paho's thread with Paho's client mutex held; may block in the handler (backpressure).
     void on_message(const mqtt::const_message_ptr& message) {
+        std::lock_guard lock(handler_mutex_);
         if (!handler_ || !message) return;
         try {
             const std::string& payload = message->get_payload();
@@ -237,9 +283,12 @@ private:
     Logger& log_;
     std::atomic<bool> subscribed_{false};
     std::atomic<bool> connected_{false};
-    mqtt::async_client client_;
     mqtt::connect_options options_;
     SubscribeListener subscribe_listener_;
+    ConnectListener connect_listener_;
+
+    // Held while the handler runs; stop() takes it to clear the handler.
+    std::mutex handler_mutex_;
     MessageHandler handler_;
 
     std::thread connector_;
@@ -247,13 +296,13 @@ private:
     std::condition_variable cv_;
     bool stopping_ = false;
     bool stopped_ = false;
+    std::uint64_t connect_attempts_ended_ = 0;
 
-    // Acks waiting for the sender thread, newest per topic. Never held while calling Paho.
     std::thread sender_;
-    std::mutex outbox_mutex_;
-    std::condition_variable outbox_cv_;
-    std::map<std::string, std::vector<std::uint8_t>> outbox_;
-    bool outbox_closed_ = false;
+    AckOutbox outbox_;
+
+    // Last, so it is destroyed first: no Paho callback can outlive the members above.
+    mqtt::async_client client_;
 };
 
 PahoBrokerLink::PahoBrokerLink(const MqttSettings& settings, Logger& log) {
@@ -270,8 +319,9 @@ PahoBrokerLink::~PahoBrokerLink() = default;
 void PahoBrokerLink::set_message_handler(MessageHandler handler) { impl_->set_message_handler(std::move(handler)); }
 void PahoBrokerLink::start() { impl_->start(); }
 void PahoBrokerLink::stop() { impl_->stop(); }
-bool PahoBrokerLink::publish(const std::string& topic, std::span<const std::uint8_t> payload) {
-    return impl_->publish(topic, payload);
+bool PahoBrokerLink::publish_ack(const std::string& topic, std::uint64_t incarnation,
+                                 std::span<const std::uint8_t> payload) {
+    return impl_->publish_ack(topic, incarnation, payload);
 }
 bool PahoBrokerLink::connected() const { return impl_->connected(); }
 bool PahoBrokerLink::subscribed() const { return impl_->subscribed(); }

@@ -283,7 +283,8 @@ void Saver::publish_ack(const DeviceKey& key, std::uint64_t watermark) {
     }
     bool sent = false;
     try {
-        sent = acks_.publish(std::string(topic, topic_length), std::span<const std::uint8_t>(payload, written));
+        sent = acks_.publish_ack(std::string(topic, topic_length), key.incarnation,
+                                 std::span<const std::uint8_t>(payload, written));
     } catch (const std::exception& e) {
         log_.debug("publishing an ack to {} threw: {}", topic, e.what());
     }

@@ -246,9 +246,13 @@ SqliteStore::SqliteStore(const StoreOptions& options) : db_(options.path) {
         "INSERT OR IGNORE INTO readings"
         " (device, incarnation, seq, boot, channel, mono_ms, unix_ms, value, received_unix_ms)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+    // A sum beyond 2^63-1 would turn into a REAL in SQLite: such rows stay NULL
+    // (unsynchronised), as insert_readings leaves them. mono_ms >= 0, so only a
+    // positive offset can overflow, and 2^63-1 - ?4 cannot overflow then.
     fill_unix_time_ = db_.prepare(
         "UPDATE readings SET unix_ms = mono_ms + ?4"
-        " WHERE device = ?1 AND incarnation = ?2 AND boot = ?3 AND unix_ms IS NULL");
+        " WHERE device = ?1 AND incarnation = ?2 AND boot = ?3 AND unix_ms IS NULL"
+        " AND (?4 <= 0 OR mono_ms <= 9223372036854775807 - ?4)");
     save_watermark_ = db_.prepare(
         "INSERT INTO watermarks (device, incarnation, watermark, updated_unix_ms) VALUES (?1, ?2, ?3, ?4)"
         " ON CONFLICT (device, incarnation) DO UPDATE"

@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
@@ -15,13 +16,16 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "fieldlink/gateway/paho_broker_link.hpp"
 #include "fieldlink/gateway/saver.hpp"
@@ -129,6 +133,51 @@ private:
     int port_;
     std::string log_path_;
     pid_t pid_ = -1;
+};
+
+// Accepts TCP connections and never answers: a broker that hangs before
+// CONNACK. Counts the connections so a test knows a connect is in progress.
+class SilentBroker {
+public:
+    explicit SilentBroker(int port) {
+        fd_ = socket(AF_INET, SOCK_STREAM, 0);
+        const int one = 1;
+        setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        address.sin_port = htons(static_cast<std::uint16_t>(port));
+        listening_ = fd_ >= 0 && bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
+                     listen(fd_, 16) == 0;
+        if (listening_) acceptor_ = std::thread([this] { accept_loop(); });
+    }
+    ~SilentBroker() {
+        done_ = true;
+        if (acceptor_.joinable()) acceptor_.join();
+        for (const int fd : accepted_fds_) close(fd);
+        if (fd_ >= 0) close(fd_);
+    }
+    bool listening() const { return listening_; }
+    int accepted() const { return accepted_.load(); }
+
+private:
+    void accept_loop() {
+        while (!done_) {
+            pollfd waiting{fd_, POLLIN, 0};
+            if (poll(&waiting, 1, 50) <= 0) continue;
+            const int fd = accept(fd_, nullptr, nullptr);
+            if (fd < 0) continue;
+            accepted_fds_.push_back(fd);  // kept open, never read: no CONNACK ever
+            ++accepted_;
+        }
+    }
+
+    int fd_ = -1;
+    bool listening_ = false;
+    std::atomic<bool> done_{false};
+    std::atomic<int> accepted_{0};
+    std::vector<int> accepted_fds_;  // owned by the acceptor thread until it is joined
+    std::thread acceptor_;
 };
 
 // The gateway's parts wired as in main.cpp.
@@ -370,6 +419,90 @@ TEST_F(GatewayMqttTest, KeepsRetryingUntilTheBrokerAppears) {
     const auto ack = device.next_ack();
     ASSERT_TRUE(ack);
     EXPECT_EQ(ack->watermark, 2u);
+}
+
+// Regression: the outbox kept the newest ack per topic, so when one commit held
+// batches of two incarnations of one device, only one ack reached the device.
+TEST_F(GatewayMqttTest, EveryIncarnationInOneCommitGetsItsAck) {
+    Mosquitto broker(dir_, port_);
+    ASSERT_TRUE(broker.wait_ready()) << broker.log();
+    StoreOptions options;
+    options.path = db_path_;
+    SqliteStore store(options);
+    MqttSettings mqtt;
+    mqtt.broker_uri = "tcp://127.0.0.1:" + std::to_string(port_);
+    mqtt.client_id = "fieldlink-gateway-test";
+    PahoBrokerLink link(mqtt, test::quiet_logger());
+    SystemClock clock;
+    Stats stats;
+    SaverSettings settings;
+    settings.batch_max_rows = 1000;
+    Saver saver(settings, store, link, clock, test::quiet_logger(), stats);
+    Device device(port_, "dev-5");
+
+    BatchSpec old_flash;
+    old_flash.incarnation = 0x1111;
+    old_flash.count = 3;
+    BatchSpec new_flash;
+    new_flash.incarnation = 0x2222;
+    new_flash.count = 2;
+    // Queued before the writer starts, so both land in one transaction.
+    ASSERT_TRUE(saver.submit("fieldlink/v1/dev-5/up", test::encode(old_flash)));
+    ASSERT_TRUE(saver.submit("fieldlink/v1/dev-5/up", test::encode(new_flash)));
+    saver.start();
+    saver.flush();
+    ASSERT_EQ(stats.commits.load(), 1u);
+    // Both acks wait in the link's outbox until it connects, so nothing is sent
+    // in between that could hide a replaced ack.
+    link.start();
+
+    std::map<std::uint64_t, std::uint64_t> watermarks;
+    while (watermarks.size() < 2) {
+        const auto ack = device.next_ack();
+        ASSERT_TRUE(ack) << "acks received: " << watermarks.size() << " of 2";
+        watermarks[ack->incarnation] = ack->watermark;
+    }
+    EXPECT_EQ(watermarks, (std::map<std::uint64_t, std::uint64_t>{{0x1111, 3}, {0x2222, 2}}));
+    saver.stop();
+    link.stop();
+}
+
+// Regression: stop() during a pending connect threw from Paho (callbacks
+// cannot be unregistered while connecting), so SIGTERM exited 1 and teardown
+// went on with callbacks registered. Now it waits for the attempt, then unregisters.
+TEST_F(GatewayMqttTest, StopWhileTheFirstConnectIsPendingIsClean) {
+    SilentBroker silent(port_);
+    ASSERT_TRUE(silent.listening());
+    MqttSettings mqtt;
+    mqtt.broker_uri = "tcp://127.0.0.1:" + std::to_string(port_);
+    mqtt.client_id = "fieldlink-gateway-test";
+    PahoBrokerLink link(mqtt, test::quiet_logger());
+    std::atomic<int> delivered{0};
+    link.set_message_handler([&](std::string_view, std::span<const std::uint8_t>) { ++delivered; });
+    link.start();
+    ASSERT_TRUE(eventually([&] { return silent.accepted() >= 1; }, kStartupLimit)) << "no connect attempt";
+    EXPECT_NO_THROW(link.stop());
+    EXPECT_FALSE(link.connected());
+    EXPECT_EQ(delivered.load(), 0);
+    EXPECT_NO_THROW(link.stop()) << "idempotent";
+}
+
+TEST_F(GatewayMqttTest, StopDuringAnAutomaticReconnectIsClean) {
+    auto broker = std::make_unique<Mosquitto>(dir_, port_);
+    ASSERT_TRUE(broker->wait_ready()) << broker->log();
+    MqttSettings mqtt;
+    mqtt.broker_uri = "tcp://127.0.0.1:" + std::to_string(port_);
+    mqtt.client_id = "fieldlink-gateway-test";
+    PahoBrokerLink link(mqtt, test::quiet_logger());
+    link.set_message_handler([](std::string_view, std::span<const std::uint8_t>) {});
+    link.start();
+    ASSERT_TRUE(eventually([&] { return link.subscribed(); }, kStartupLimit)) << broker->log();
+    broker.reset();  // connection lost: Paho reconnects on its own from now on
+    SilentBroker silent(port_);
+    ASSERT_TRUE(silent.listening());
+    ASSERT_TRUE(eventually([&] { return silent.accepted() >= 1; }, kStartupLimit)) << "Paho did not reconnect";
+    EXPECT_NO_THROW(link.stop());
+    EXPECT_FALSE(link.connected());
 }
 
 }  // namespace

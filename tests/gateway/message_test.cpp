@@ -110,7 +110,12 @@ INSTANTIATE_TEST_SUITE_P(
     EveryKind, JsonBatchInvalid,
     ::testing::Values(
         InvalidJson{"not_json", "{ this is not json"}, InvalidJson{"truncated", R"({"v":1,"incarnation":"a1")"},
-        InvalidJson{"not_an_object", R"({"v":1} [1,2])"},
+        InvalidJson{"object_then_array", R"({"v":1} [1,2])"},
+        InvalidJson{"duplicate_key", with(kBase + R"("first_seq":2,)" + kReadings)},
+        InvalidJson{"duplicate_key_in_reading", with(kBase + R"("readings":[{"ch":0,"t":1,"v":1,"v":2}])")},
+        InvalidJson{"value_beyond_double", with(kBase + R"("readings":[{"ch":0,"t":1,"v":1e400}])")},
+        InvalidJson{"t_beyond_u64", with(kBase + R"("readings":[{"ch":0,"t":18446744073709551616,"v":1}])")},
+        InvalidJson{"ch_float", with(kBase + R"("readings":[{"ch":1.0,"t":1,"v":1}])")},
         InvalidJson{"trailing_garbage", with(kBase + kReadings) + "x"},
         InvalidJson{"missing_v", with(R"("incarnation":"a1","first_seq":1,)" + kReadings)},
         InvalidJson{"v_2", with(R"("v":2,"incarnation":"a1","first_seq":1,)" + kReadings)},
@@ -154,6 +159,32 @@ INSTANTIATE_TEST_SUITE_P(
         InvalidJson{"deep_nesting", "{\"v\":" + std::string(10000, '[') + std::string(10000, ']') + "}"},
         InvalidJson{"invalid_utf8", "{\"v\":1,\"incarnation\":\"\xff\"}"}),
     [](const ::testing::TestParamInfo<InvalidJson>& param_info) { return std::string(param_info.param.name); });
+
+// The decoder itself is total on any text, not only on what the gateway
+// routes to it (payloads starting with '{').
+TEST(JsonBatch, TopLevelValuesOtherThanAnObjectAreRefused) {
+    for (const std::string text : {"[1,2]", "5", "\"x\"", "null"}) {
+        BatchBody body;
+        std::string detail;
+        EXPECT_FALSE(decode_json_batch(text, &body, &detail)) << text;
+        EXPECT_EQ(detail, "the batch must be a JSON object") << text;
+    }
+}
+
+// Numbers the JSON form reads but the database cannot hold get the same
+// errors as in a binary batch, and -0.0 and exponents are ordinary values.
+TEST(JsonBatch, RangeErrorsAfterDecodingMatchTheBinaryForm) {
+    EXPECT_EQ(rejection(decode_text(kUp, with(R"("v":1,"incarnation":"a1","first_seq":9223372036854775808,)" +
+                                              kReadings))),
+              "seq_out_of_range");
+    EXPECT_EQ(rejection(decode_text(kUp, with(kBase + R"("readings":[{"ch":0,"t":9223372036854775808,"v":1}])"))),
+              "bad_value");
+    const Inbound ok = decode_text(kUp, with(kBase + R"("readings":[{"ch":0,"t":1,"v":-0.0},{"ch":0,"t":2,"v":2.5e3}])"));
+    const auto* batch = std::get_if<ReadingBatch>(&ok);
+    ASSERT_NE(batch, nullptr);
+    EXPECT_TRUE(std::signbit(batch->body.records[0].value));
+    EXPECT_EQ(batch->body.records[1].value, 2500.0);
+}
 
 TEST(JsonBatch, TooManyReadings) {
     std::string json = R"({"v":1,"incarnation":"1","first_seq":1,"readings":[)";

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -288,6 +289,65 @@ TEST_F(SaverTest, TimeRuleFillsEarlierRowsOfTheBootOnceTheOffsetIsKnown) {
     saver->flush();
     const auto times = unix_times(db(), "dev-1");
     EXPECT_EQ(times[6], 1'002'000) << "the boot's offset learnt earlier in this run applies";
+}
+
+// mono_ms + offset beyond 2^63-1 has no wall time: NULL, never a REAL that
+// SQLite would make of the overflowing sum, on both paths of the time rule.
+TEST_F(SaverTest, WallTimeThatOverflowsStaysNullOnEveryPath) {
+    constexpr std::uint64_t kMaxMono = 9'223'372'036'854'775'807ull;
+    auto saver = make_saver();
+    BatchSpec early;  // seq 1..2, boot 1, no offset yet: stored NULL, filled later
+    early.boot = 1;
+    early.count = 2;
+    early.mono_start_ms = kMaxMono - 150;  // records at MAX-150 and MAX-50
+    ASSERT_TRUE(submit(*saver, early));
+    BatchSpec small = early;  // seq 3, boot 1, early in the boot: fillable
+    small.first_seq = 3;
+    small.count = 1;
+    small.mono_start_ms = 10;
+    ASSERT_TRUE(submit(*saver, small));
+    saver->flush();
+
+    BatchSpec synced = early;  // seq 4..5 in one batch with the offset: the in-batch path
+    synced.first_seq = 4;
+    synced.offset_known = true;
+    synced.wall_offset_ms = 100;
+    synced.mono_start_ms = kMaxMono - 150;  // MAX-50 fits, MAX+50 does not
+    ASSERT_TRUE(submit(*saver, synced));
+    saver->flush();
+
+    // Fill path: seq 1 (MAX-150+100) fits, seq 2 (MAX-50+100) does not; seq 3 is 110.
+    EXPECT_EQ(unix_times(db(), "dev-1"),
+              (std::vector<std::optional<std::int64_t>>{static_cast<std::int64_t>(kMaxMono - 50), std::nullopt, 110,
+                                                        static_cast<std::int64_t>(kMaxMono - 50), std::nullopt}));
+    EXPECT_EQ(count(db(), "SELECT count(*) FROM readings WHERE typeof(unix_ms) = 'real'"), 0);
+    EXPECT_EQ(count(db(), "SELECT count(*) FROM readings WHERE unix_ms IS NULL"), 2);
+    EXPECT_EQ(stats_.snapshot().unix_ms_filled, 2u) << "seq 1 and 3 filled, seq 2 left unsynchronised";
+}
+
+// A re-flashed device whose old backlog still arrives: both incarnations
+// committed together, and each gets its own ack (not one per device).
+TEST_F(SaverTest, OneCommitWithTwoIncarnationsOfADeviceAcksEach) {
+    SaverSettings settings;
+    settings.batch_max_rows = 1000;
+    settings.queue_capacity = 100;
+    Saver saver(settings, *store_, publisher_, clock_, test::quiet_logger(), stats_);
+    BatchSpec old_flash;
+    old_flash.incarnation = 0x1111;
+    old_flash.count = 3;
+    BatchSpec new_flash;
+    new_flash.incarnation = 0x2222;
+    new_flash.count = 2;
+    ASSERT_TRUE(submit(saver, old_flash));
+    ASSERT_TRUE(submit(saver, new_flash));
+    saver.start();  // both were queued first, so they share one transaction
+    saver.flush();
+    EXPECT_EQ(stats_.snapshot().commits, 1u);
+    const auto acks = publisher_.acks_for("dev-1");
+    ASSERT_EQ(acks.size(), 2u);
+    std::map<std::uint64_t, std::uint64_t> watermarks;
+    for (const auto& ack : acks) watermarks[ack.incarnation] = ack.watermark;
+    EXPECT_EQ(watermarks, (std::map<std::uint64_t, std::uint64_t>{{0x1111, 3}, {0x2222, 2}}));
 }
 
 TEST_F(SaverTest, FailedCommitIsNotAckedAndIsRetried) {

@@ -60,7 +60,8 @@ struct Published {
 // Records every publish; can pretend to be disconnected.
 class RecordingPublisher final : public AckPublisher {
 public:
-    bool publish(const std::string& topic, std::span<const std::uint8_t> payload) override {
+    bool publish_ack(const std::string& topic, std::uint64_t /*incarnation*/,
+                     std::span<const std::uint8_t> payload) override {
         std::lock_guard lock(mutex_);
         if (!connected_) return false;
         published_.push_back({topic, {payload.begin(), payload.end()}});

@@ -13,10 +13,14 @@ namespace fieldlink::gateway {
 // What the writer thread needs: fire-and-forget publishing of commit acks.
 class AckPublisher {
 public:
-    // QoS 0, not retained. Must not block on the broker (the writer thread
-    // calls it). False when the message was not accepted; acks are best
-    // effort: the device re-sends and a later commit acks again.
-    virtual bool publish(const std::string& topic, std::span<const std::uint8_t> payload) = 0;
+    // The commit ack of one device incarnation: QoS 0, not retained. Must not
+    // block on the broker (the writer thread calls it). A newer ack of the same
+    // (topic, incarnation) may replace one not yet sent; acks of different
+    // incarnations never replace each other. False when the ack was not
+    // accepted; acks are best effort: the device re-sends and a later commit
+    // acks again.
+    virtual bool publish_ack(const std::string& topic, std::uint64_t incarnation,
+                             std::span<const std::uint8_t> payload) = 0;
 
 protected:
     ~AckPublisher() = default;

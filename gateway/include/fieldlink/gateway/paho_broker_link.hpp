@@ -8,9 +8,11 @@
 //
 // Paho C holds its client mutex while the message handler runs, and the
 // handler blocks while the saver's queue is full (backpressure). So publish()
-// never calls Paho: it leaves the ack in an outbox (newest per topic) that a
-// sender thread of this link hands to Paho, after a reconnect if need be.
-// Call stop() only once the handler no longer blocks (after Saver::stop()).
+// never calls Paho: it leaves the ack in an outbox (newest per topic and
+// incarnation) that a sender thread of this link hands to Paho, after a
+// reconnect if need be. Call stop() only once the handler no longer blocks
+// (after Saver::stop()); it never throws, and once it returns no callback
+// reaches the message handler again.
 #pragma once
 
 #include <chrono>
@@ -48,7 +50,8 @@ public:
     // Hands over the outbox (if connected), then disconnects cleanly.
     void stop() override;
     // Queues the ack and returns at once; false only after stop().
-    bool publish(const std::string& topic, std::span<const std::uint8_t> payload) override;
+    bool publish_ack(const std::string& topic, std::uint64_t incarnation,
+                     std::span<const std::uint8_t> payload) override;
 
     bool connected() const;
     // True once the broker confirmed every subscription on the current connection.

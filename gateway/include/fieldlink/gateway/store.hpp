@@ -24,10 +24,11 @@ public:
     virtual ~StoreTransaction() = default;
 
     // INSERT OR IGNORE of every record. unix_ms = mono_ms + wall_offset_ms, or
-    // NULL when wall_offset_ms is empty.
+    // NULL when wall_offset_ms is empty or the sum does not fit in 64 bits.
     virtual InsertCounts insert_readings(const ReadingBatch& batch, std::optional<std::int64_t> wall_offset_ms,
                                          std::int64_t received_unix_ms) = 0;
-    // Sets unix_ms = mono_ms + wall_offset_ms on this boot's rows that are still NULL. Returns rows changed.
+    // Sets unix_ms = mono_ms + wall_offset_ms on this boot's rows that are still NULL, except where the
+    // sum does not fit in 64 bits (those stay NULL, as in insert_readings). Returns rows changed.
     virtual std::uint64_t fill_unix_time(const DeviceKey& key, std::uint32_t boot, std::int64_t wall_offset_ms) = 0;
     virtual void save_watermark(const DeviceKey& key, std::uint64_t watermark, std::int64_t now_unix_ms) = 0;
     virtual void add_dead_letter(const Rejected& rejected, std::int64_t received_unix_ms) = 0;
