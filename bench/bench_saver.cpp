@@ -28,14 +28,14 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
-#include "fieldlink/gateway/clock.hpp"
-#include "fieldlink/gateway/log.hpp"
-#include "fieldlink/gateway/paho_broker_link.hpp"
-#include "fieldlink/gateway/saver.hpp"
-#include "fieldlink/gateway/sqlite_store.hpp"
-#include "fieldlink/gateway/stats.hpp"
-#include "fieldlink/gateway/store.hpp"
-#include "fieldlink/gateway/tcp_nodelay.hpp"
+#include "fieldlink/gateway/ingest/clock.hpp"
+#include "fieldlink/gateway/ingest/log.hpp"
+#include "fieldlink/gateway/ingest/paho_broker_link.hpp"
+#include "fieldlink/gateway/ingest/saver.hpp"
+#include "fieldlink/gateway/store/sqlite_store.hpp"
+#include "fieldlink/gateway/ingest/stats.hpp"
+#include "fieldlink/gateway/store/store.hpp"
+#include "fieldlink/gateway/ingest/tcp_nodelay.hpp"
 
 namespace {
 

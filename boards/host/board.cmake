@@ -5,17 +5,19 @@ find_package(fmt REQUIRED)
 
 # HAL implementations (hosted C++: the standard library is fine here).
 add_library(fieldlink_board_host STATIC
+  ${CMAKE_CURRENT_LIST_DIR}/src/file_flash.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/monotonic_clock.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/simulated_sensors.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/system_random.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/tcp_transport.cpp
-  ${CMAKE_CURRENT_LIST_DIR}/src/options.cpp
-  ${CMAKE_CURRENT_LIST_DIR}/file_flash.cpp)
+  ${CMAKE_CURRENT_LIST_DIR}/src/options.cpp)
 add_library(fieldlink::board_host ALIAS fieldlink_board_host)
 target_include_directories(fieldlink_board_host
-  PUBLIC ${CMAKE_CURRENT_LIST_DIR}/include ${CMAKE_CURRENT_LIST_DIR}
+  PUBLIC ${CMAKE_CURRENT_LIST_DIR}/include
   PRIVATE ${CMAKE_CURRENT_LIST_DIR}/src)
-target_link_libraries(fieldlink_board_host PUBLIC fieldlink::reader_core fieldlink::spool PRIVATE CLI11::CLI11)
+target_link_libraries(fieldlink_board_host
+  PUBLIC fieldlink::hal fieldlink::reader_core fieldlink::spool
+  PRIVATE CLI11::CLI11)
 target_compile_features(fieldlink_board_host PUBLIC cxx_std_20)
 fieldlink_warnings(fieldlink_board_host)
 

@@ -1,4 +1,4 @@
-#include "fieldlink/gateway/ack_outbox.hpp"
+#include "fieldlink/gateway/ingest/ack_outbox.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "fieldlink/gateway/boot_clocks.hpp"
+#include "fieldlink/gateway/ingest/boot_clocks.hpp"
 
 #include <gtest/gtest.h>
 

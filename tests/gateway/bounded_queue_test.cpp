@@ -1,11 +1,11 @@
-#include "fieldlink/gateway/bounded_queue.hpp"
+#include "fieldlink/gateway/ingest/bounded_queue.hpp"
 
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <thread>
 
-#include "fieldlink/gateway/log.hpp"
+#include "fieldlink/gateway/ingest/log.hpp"
 
 namespace fieldlink::gateway {
 namespace {

@@ -1,4 +1,4 @@
-#include "fieldlink/gateway/config.hpp"
+#include "fieldlink/gateway/app/config.hpp"
 
 #include <gtest/gtest.h>
 

@@ -27,9 +27,9 @@
 #include <thread>
 #include <vector>
 
-#include "fieldlink/gateway/paho_broker_link.hpp"
-#include "fieldlink/gateway/saver.hpp"
-#include "fieldlink/gateway/sqlite_store.hpp"
+#include "fieldlink/gateway/ingest/paho_broker_link.hpp"
+#include "fieldlink/gateway/ingest/saver.hpp"
+#include "fieldlink/gateway/store/sqlite_store.hpp"
 #include "test_support.hpp"
 
 extern char** environ;

@@ -1,4 +1,4 @@
-#include "fieldlink/gateway/message.hpp"
+#include "fieldlink/gateway/ingest/device_message_decoder.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
 // The pipeline with a real SQLite file, a recording ack publisher and a fixed clock.
-#include "fieldlink/gateway/saver.hpp"
+#include "fieldlink/gateway/ingest/saver.hpp"
 
 #include <gtest/gtest.h>
 
@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "fieldlink/gateway/sqlite_store.hpp"
+#include "fieldlink/gateway/store/sqlite_store.hpp"
 #include "test_support.hpp"
 
 namespace fieldlink::gateway {

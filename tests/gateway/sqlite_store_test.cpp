@@ -1,4 +1,4 @@
-#include "fieldlink/gateway/sqlite_store.hpp"
+#include "fieldlink/gateway/store/sqlite_store.hpp"
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>

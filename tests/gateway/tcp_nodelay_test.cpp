@@ -6,7 +6,7 @@
 
 #include <gtest/gtest.h>
 
-#include "fieldlink/gateway/tcp_nodelay.hpp"
+#include "fieldlink/gateway/ingest/tcp_nodelay.hpp"
 
 namespace fg = fieldlink::gateway;
 

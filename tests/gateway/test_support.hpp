@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "fieldlink/gateway/broker_link.hpp"
-#include "fieldlink/gateway/clock.hpp"
-#include "fieldlink/gateway/log.hpp"
+#include "fieldlink/gateway/ingest/broker_link.hpp"
+#include "fieldlink/gateway/ingest/clock.hpp"
+#include "fieldlink/gateway/ingest/log.hpp"
 #include "fieldlink/protocol/codec.hpp"
 
 namespace fieldlink::gateway::test {

@@ -1,4 +1,4 @@
-#include "fieldlink/gateway/watermark.hpp"
+#include "fieldlink/gateway/ingest/watermark.hpp"
 
 #include <gtest/gtest.h>
 

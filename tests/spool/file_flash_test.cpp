@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "file_flash.hpp"
+#include "fieldlink/boards/host/file_flash.hpp"
 #include "fieldlink/spool/flash_spool.hpp"
 #include "ram_flash.hpp"
 

@@ -21,6 +21,7 @@
 
 #include "fieldlink/spool/flash_spool.hpp"
 #include "ram_flash.hpp"
+#include "spool_format.hpp"  // kSectorHeaderSize, kSlotSize (private to the spool)
 
 namespace fieldlink::testing {
 namespace {

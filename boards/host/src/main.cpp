@@ -9,6 +9,7 @@
 #include <span>
 #include <vector>
 
+#include "fieldlink/boards/host/file_flash.hpp"
 #include "fieldlink/boards/host/monotonic_clock.hpp"
 #include "fieldlink/boards/host/simulated_sensors.hpp"
 #include "fieldlink/boards/host/system_random.hpp"
@@ -17,7 +18,6 @@
 #include "fieldlink/reader/ram_store.hpp"
 #include "fieldlink/reader/reader.hpp"
 #include "fieldlink/spool/flash_spool.hpp"
-#include "file_flash.hpp"
 #include "host_events.hpp"
 
 #ifndef FIELDLINK_VERSION

@@ -1,7 +1,6 @@
 #include "fieldlink/reader/reader.hpp"
 
 #include <cstring>
-#include <limits>
 
 namespace fieldlink::reader {
 namespace {
@@ -10,13 +9,6 @@ std::uint32_t clamp_wait(std::uint64_t deadline, std::uint64_t now, std::uint32_
     if (deadline <= now) return 0;
     const std::uint64_t left = deadline - now;
     return left < wait ? static_cast<std::uint32_t>(left) : wait;
-}
-
-// |a - b| without overflow for any two offsets.
-std::uint64_t distance(std::int64_t a, std::int64_t b) noexcept {
-    const auto ua = static_cast<std::uint64_t>(a);
-    const auto ub = static_cast<std::uint64_t>(b);
-    return a > b ? ua - ub : ub - ua;
 }
 
 mqtt::SessionConfig session_config(const ReaderConfig& config) noexcept {
@@ -47,25 +39,6 @@ const char* to_string(LinkState state) noexcept {
     return "unknown";
 }
 
-const char* to_string(AckOutcome outcome) noexcept {
-    switch (outcome) {
-        case AckOutcome::Accepted: return "accepted";
-        case AckOutcome::Stale: return "stale";
-        case AckOutcome::OtherIncarnation: return "other_incarnation";
-        case AckOutcome::AheadOfProduced: return "ahead_of_produced";
-        case AckOutcome::Undecodable: return "undecodable";
-    }
-    return "unknown";
-}
-
-const char* to_string(ResendReason reason) noexcept {
-    switch (reason) {
-        case ResendReason::AckTimeout: return "ack_timeout";
-        case ResendReason::Reconnect: return "reconnect";
-    }
-    return "unknown";
-}
-
 Reader::Reader(const ReaderConfig& config, ReadingStore& store, hal::Transport& transport, hal::Clock& clock,
                hal::Random& random, hal::Sensors& sensors, ReaderBuffers buffers, ReaderEvents* events) noexcept
     : config_(config),
@@ -73,11 +46,13 @@ Reader::Reader(const ReaderConfig& config, ReadingStore& store, hal::Transport& 
       transport_(transport),
       clock_(clock),
       random_(random),
-      sensors_(sensors),
       buffers_(buffers),
       events_(events),
       session_(transport, clock, buffers.mqtt_tx, buffers.mqtt_rx, session_config(config)),
-      backoff_(config.backoff_initial_ms, config.backoff_max_ms) {}
+      backoff_(config.backoff_initial_ms, config.backoff_max_ms),
+      sampler_(store, sensors, events),
+      wall_clock_(store),
+      telemetry_(store, wall_clock_) {}
 
 ReaderStatus Reader::validate() const noexcept {
     const ReaderConfig& c = config_;
@@ -90,7 +65,7 @@ ReaderStatus Reader::validate() const noexcept {
     if (c.ack_timeout_ms == 0 || c.connect_timeout_ms == 0 || c.send_timeout_ms == 0) {
         return ReaderStatus::InvalidConfig;
     }
-    if (c.channel_count == 0 || c.channel_count > kMaxChannels || c.channel_count > sensors_.channel_count()) {
+    if (c.channel_count == 0 || c.channel_count > kMaxChannels || c.channel_count > sampler_.channels_available()) {
         return ReaderStatus::InvalidConfig;
     }
     for (std::size_t ch = 0; ch < c.channel_count; ++ch) {
@@ -140,24 +115,14 @@ ReaderStatus Reader::start() noexcept {
     will_.retain = true;
 
     const std::uint64_t now = clock_.now_ms();
-    for (std::size_t ch = 0; ch < config_.channel_count; ++ch) next_due_ms_[ch] = now;
+    sampler_.start(std::span<const std::uint32_t>(config_.channel_period_ms).first(config_.channel_count), now);
     // Everything below the oldest held reading was committed or dropped
     // before this start (a flash spool keeps its backlog across reboots).
-    acked_through_ = store_.oldest_seq() - 1;
-    next_send_seq_ = acked_through_ + 1;
-    window_count_ = 0;
-    // A store that already knows this boot's offset (the reader restarted
-    // within one boot) lets batches carry it before the first ack.
-    offset_known_ = store_.wall_offset(store_.boot(), &wall_offset_ms_);
-    if (!offset_known_) wall_offset_ms_ = 0;
-    offset_noted_ = offset_known_;
-    noted_offset_ms_ = wall_offset_ms_;
-    boot_offsets_ = {};
-    oldest_cached_ = false;
-    next_telemetry_ms_ = now;  // the first one as soon as the link is up
+    window_.start(store_.oldest_seq() - 1);
+    wall_clock_.start(config_.offset_tolerance_ms);
+    telemetry_.start(config_.telemetry_interval_ms, now);
     link_ = LinkState::Offline;
     reconnect_at_ms_ = now;
-    sampling_ = true;
     started_ = true;
     return ReaderStatus::Ok;
 }
@@ -165,7 +130,7 @@ ReaderStatus Reader::start() noexcept {
 void Reader::poll(std::uint32_t max_wait_ms) noexcept {
     if (!started_) return;
     std::uint64_t now = clock_.now_ms();
-    sample_due(now);
+    sampler_.sample_due(now);
 
     if (link_ == LinkState::Offline) {
         if (now < reconnect_at_ms_) {
@@ -203,57 +168,14 @@ void Reader::poll(std::uint32_t max_wait_ms) noexcept {
 
 std::uint32_t Reader::wait_budget(std::uint64_t now, std::uint32_t max_wait_ms) const noexcept {
     std::uint32_t wait = max_wait_ms;
-    if (sampling_) {
-        for (std::size_t ch = 0; ch < config_.channel_count; ++ch) wait = clamp_wait(next_due_ms_[ch], now, wait);
-    }
+    std::uint64_t at = 0;
+    if (sampler_.next_due_ms(&at)) wait = clamp_wait(at, now, wait);
     if (link_ == LinkState::Offline) return clamp_wait(reconnect_at_ms_, now, wait);
-    if (link_ == LinkState::Ready && window_count_ > 0) {
-        wait = clamp_wait(last_progress_ms_ + config_.ack_timeout_ms, now, wait);
+    if (link_ == LinkState::Ready && window_.ack_deadline_ms(config_.ack_timeout_ms, &at)) {
+        wait = clamp_wait(at, now, wait);
     }
-    if (link_ == LinkState::Ready && config_.telemetry_interval_ms > 0) {
-        wait = clamp_wait(next_telemetry_ms_, now, wait);
-    }
+    if (link_ == LinkState::Ready && telemetry_.next_due_ms(&at)) wait = clamp_wait(at, now, wait);
     return wait;
-}
-
-void Reader::sample_due(std::uint64_t now) noexcept {
-    if (!sampling_) return;
-    for (std::size_t ch = 0; ch < config_.channel_count; ++ch) {
-        if (now < next_due_ms_[ch]) continue;
-        const auto channel = static_cast<std::uint8_t>(ch);
-        double value = 0.0;
-        hal::SensorStatus sensed = sensors_.read(channel, &value);
-        // NaN means "no value": the protocol cannot carry it, so it is never stored.
-        if (sensed == hal::SensorStatus::Ok && __builtin_isnan(value)) sensed = hal::SensorStatus::NoValue;
-        if (sensed == hal::SensorStatus::Ok) {
-            protocol::Record record;
-            record.channel = channel;
-            record.mono_ms = now;
-            record.value = value;
-            std::uint64_t seq = 0;
-            const StoreStatus stored = store_.append(record, &seq);
-            if (stored == StoreStatus::Ok) {
-                refusing_ = false;
-                ++counters_.produced;
-                if (events_ != nullptr) events_->on_reading(StoredReading{seq, store_.boot(), record});
-            } else if (stored == StoreStatus::Full) {
-                ++counters_.refused;
-                if (!refusing_ && events_ != nullptr) events_->on_store_error(stored);
-                refusing_ = true;
-            } else {
-                ++counters_.store_errors;
-                if (events_ != nullptr) events_->on_store_error(stored);
-            }
-        } else {
-            ++counters_.sensor_errors;
-            if (events_ != nullptr) events_->on_sample_failed(channel, sensed);
-        }
-        // Stay on the period grid; after a stall skip the missed slots
-        // instead of sampling in a burst.
-        const std::uint32_t period = config_.channel_period_ms[ch];
-        next_due_ms_[ch] += period;
-        if (next_due_ms_[ch] <= now) next_due_ms_[ch] = now + period;
-    }
 }
 
 void Reader::try_connect() noexcept {
@@ -330,29 +252,24 @@ void Reader::lose_link(mqtt::Status reason) noexcept {
 }
 
 void Reader::rewind(ResendReason reason, std::uint64_t now) noexcept {
-    window_count_ = 0;
-    last_progress_ms_ = now;
-    const std::uint64_t from = acked_through_ + 1;
-    if (next_send_seq_ > from) {
+    std::uint64_t from = 0;
+    if (window_.rewind(now, &from)) {
         ++counters_.resends;
         if (events_ != nullptr) events_->on_resend(from, reason);
     }
-    next_send_seq_ = from;
 }
 
 void Reader::check_ack_timeout(std::uint64_t now) noexcept {
-    if (window_count_ > 0 && now - last_progress_ms_ >= config_.ack_timeout_ms) {
-        rewind(ResendReason::AckTimeout, now);
-    }
+    if (window_.timed_out(now, config_.ack_timeout_ms)) rewind(ResendReason::AckTimeout, now);
 }
 
 void Reader::publish_batches(std::uint64_t now) noexcept {
     StoredReading* readings = buffers_.readings.data();
     protocol::Record* records = buffers_.records.data();
-    while (link_ == LinkState::Ready && window_count_ < config_.window && session_.can_publish_qos1()) {
-        if (next_send_seq_ < store_.oldest_seq()) next_send_seq_ = store_.oldest_seq();  // dropped while full
-        if (next_send_seq_ >= store_.next_seq()) return;
-        std::size_t count = store_.read(next_send_seq_, readings, config_.batch_size);
+    while (link_ == LinkState::Ready && !window_.full(config_.window) && session_.can_publish_qos1()) {
+        const std::uint64_t from = window_.next_to_send(store_.oldest_seq());
+        if (from >= store_.next_seq()) return;
+        std::size_t count = store_.read(from, readings, config_.batch_size);
         if (count == 0) return;
         // A batch is a contiguous run of sequence numbers.
         for (std::size_t i = 1; i < count; ++i) {
@@ -366,20 +283,9 @@ void Reader::publish_batches(std::uint64_t now) noexcept {
         protocol::BatchHeader header;
         header.incarnation = store_.incarnation();
         header.first_seq = readings[0].seq;
-        // Never send below floor again: all of it is committed or dropped.
-        std::uint64_t floor = store_.oldest_seq() > acked_through_ + 1 ? store_.oldest_seq() : acked_through_ + 1;
-        header.floor_seq = floor < header.first_seq ? floor : header.first_seq;
+        header.floor_seq = window_.floor_for(header.first_seq, store_.oldest_seq());
         header.boot = readings[0].boot;
-        // Each boot has its own offset: the running one's from the latest
-        // ack, an earlier one's as the store noted it in that boot.
-        std::int64_t offset = 0;
-        if (readings[0].boot == store_.boot()) {
-            header.offset_known = offset_known_;
-            offset = wall_offset_ms_;
-        } else {
-            header.offset_known = boot_offset(readings[0].boot, &offset);
-        }
-        header.wall_offset_ms = header.offset_known ? offset : 0;
+        header.offset_known = wall_clock_.offset_for(header.boot, &header.wall_offset_ms);
         header.count = static_cast<std::uint16_t>(count);
 
         std::size_t length = 0;
@@ -395,9 +301,8 @@ void Reader::publish_batches(std::uint64_t now) noexcept {
             lose_link(sent);
             return;
         }
-        if (window_count_ == 0) last_progress_ms_ = now;
-        window_[window_count_++] = InFlight{header.first_seq, header.first_seq + count - 1, packet_id};
-        next_send_seq_ = header.first_seq + count;
+        // Cannot fail: the window is not full and count >= 1.
+        window_.sent(header.first_seq, header.first_seq + count - 1, packet_id, now);
         ++counters_.batches_sent;
         if (events_ != nullptr) events_->on_batch_sent(header, packet_id);
     }
@@ -430,115 +335,38 @@ void Reader::handle_ack(const mqtt::IncomingMessage& message) noexcept {
     } else if (ack.incarnation != store_.incarnation()) {
         outcome = AckOutcome::OtherIncarnation;
         ++counters_.acks_foreign;
-    } else if (ack.watermark <= acked_through_) {
-        outcome = AckOutcome::Stale;
-        ++counters_.acks_stale;
-    } else if (ack.watermark >= store_.next_seq()) {
-        outcome = AckOutcome::AheadOfProduced;
-        ++counters_.acks_invalid;
+    } else {
+        outcome = window_.judge(ack.watermark, store_.next_seq());
+        if (outcome == AckOutcome::Stale) ++counters_.acks_stale;
+        if (outcome == AckOutcome::AheadOfProduced) ++counters_.acks_invalid;
     }
     if (outcome != AckOutcome::Accepted) {
         if (events_ != nullptr) events_->on_ack(ack, outcome);
         return;
     }
 
-    acked_through_ = ack.watermark;
     ++counters_.acks_accepted;
-    if (const StoreStatus trimmed = store_.trim(acked_through_); trimmed != StoreStatus::Ok) {
-        ++counters_.store_errors;  // readings stay held; a later trim covers them
-        if (events_ != nullptr) events_->on_store_error(trimmed);
-    }
-    std::size_t covered = 0;
-    while (covered < window_count_ && window_[covered].last_seq <= acked_through_) ++covered;
-    for (std::size_t i = covered; i < window_count_; ++i) window_[i - covered] = window_[i];
-    window_count_ -= covered;
-    if (next_send_seq_ <= acked_through_) next_send_seq_ = acked_through_ + 1;
-
+    // Readings stay held when the trim fails; a later trim covers them.
+    if (const StoreStatus trimmed = store_.trim(ack.watermark); trimmed != StoreStatus::Ok) count_store_error(trimmed);
     const std::uint64_t now = clock_.now_ms();
-    // Wrapping arithmetic: an absurd gateway time gives an absurd offset, never UB.
-    wall_offset_ms_ = static_cast<std::int64_t>(static_cast<std::uint64_t>(ack.gateway_unix_ms) - now);
-    offset_known_ = true;
-    note_offset(wall_offset_ms_);
-    last_progress_ms_ = now;
+    window_.acknowledge(ack.watermark, now);
+    if (const StoreStatus noted = wall_clock_.learn(ack.gateway_unix_ms, now); noted != StoreStatus::Ok) {
+        count_store_error(noted);  // tried again with the next ack
+    }
     if (events_ != nullptr) events_->on_ack(ack, outcome);
 }
 
-void Reader::note_offset(std::int64_t offset_ms) noexcept {
-    if (offset_noted_ && distance(offset_ms, noted_offset_ms_) <= config_.offset_tolerance_ms) return;
-    const StoreStatus noted = store_.note_wall_offset(offset_ms);
-    // Full: the store holds it in RAM and writes it with its next sector.
-    if (noted == StoreStatus::Ok || noted == StoreStatus::Full) {
-        offset_noted_ = true;
-        noted_offset_ms_ = offset_ms;
-        ++counters_.offsets_noted;
-        return;
-    }
-    ++counters_.store_errors;  // tried again with the next ack
-    if (events_ != nullptr) events_->on_store_error(noted);
-}
-
-bool Reader::boot_offset(std::uint32_t boot, std::int64_t* offset_ms) noexcept {
-    for (const BootOffset& entry : boot_offsets_) {
-        if (entry.valid && entry.boot == boot) {
-            *offset_ms = entry.offset_ms;
-            return entry.known;
-        }
-    }
-    // A flash spool scans its log to answer: ask once per boot.
-    BootOffset& entry = boot_offsets_[boot_offset_victim_];
-    boot_offset_victim_ = (boot_offset_victim_ + 1) % boot_offsets_.size();
-    entry.valid = true;
-    entry.boot = boot;
-    entry.offset_ms = 0;
-    entry.known = store_.wall_offset(boot, &entry.offset_ms);
-    *offset_ms = entry.offset_ms;
-    return entry.known;
-}
-
-std::uint64_t Reader::oldest_unacked_age_ms(std::uint64_t now) noexcept {
-    if (store_.held() == 0) return 0;
-    const std::uint64_t oldest = store_.oldest_seq();
-    if (!oldest_cached_ || oldest_cached_seq_ != oldest) {
-        StoredReading reading;
-        if (store_.read(oldest, &reading, 1) != 1) return 0;  // the store failed; it reports that itself
-        oldest_cached_ = true;
-        oldest_cached_seq_ = oldest;
-        oldest_cached_boot_ = reading.boot;
-        oldest_cached_mono_ms_ = reading.record.mono_ms;
-    }
-    if (oldest_cached_boot_ == store_.boot()) {
-        return now > oldest_cached_mono_ms_ ? now - oldest_cached_mono_ms_ : 0;
-    }
-    std::int64_t then_offset = 0;
-    if (offset_known_ && boot_offset(oldest_cached_boot_, &then_offset)) {
-        // Wall-clock now minus the reading's wall-clock time (wrapping, as above).
-        const std::uint64_t wall_now = now + static_cast<std::uint64_t>(wall_offset_ms_);
-        const std::uint64_t wall_then = oldest_cached_mono_ms_ + static_cast<std::uint64_t>(then_offset);
-        const auto age = static_cast<std::int64_t>(wall_now - wall_then);
-        return age > 0 ? static_cast<std::uint64_t>(age) : 0;
-    }
-    return now;  // taken before this boot started: at least this old
+void Reader::count_store_error(StoreStatus status) noexcept {
+    ++counters_.store_errors;
+    if (events_ != nullptr) events_->on_store_error(status);
 }
 
 protocol::Telemetry Reader::telemetry() noexcept {
-    const std::uint64_t now = clock_.now_ms();
-    protocol::Telemetry t;
-    t.incarnation = store_.incarnation();
-    t.boot = store_.boot();
-    constexpr std::uint64_t kMaxU32 = std::numeric_limits<std::uint32_t>::max();
-    t.reconnects = static_cast<std::uint32_t>(counters_.reconnects < kMaxU32 ? counters_.reconnects : kMaxU32);
-    t.uptime_ms = now;
-    t.held = store_.held();
-    t.oldest_unacked_age_ms = oldest_unacked_age_ms(now);
-    t.dropped = store_.dropped();
-    t.next_seq = store_.next_seq();
-    t.acked_through = acked_through_;
-    return t;
+    return telemetry_.build(clock_.now_ms(), counters_.reconnects, window_.acked_through());
 }
 
 void Reader::publish_telemetry(std::uint64_t now) noexcept {
-    if (config_.telemetry_interval_ms == 0 || now < next_telemetry_ms_) return;
-    next_telemetry_ms_ = now + config_.telemetry_interval_ms;
+    if (!telemetry_.take_due(now)) return;
     const protocol::Telemetry t = telemetry();
     std::uint8_t payload[protocol::kTelemetrySize];
     std::size_t length = 0;
@@ -555,7 +383,7 @@ void Reader::publish_telemetry(std::uint64_t now) noexcept {
     if (events_ != nullptr) events_->on_telemetry_sent(t);
 }
 
-bool Reader::drained() const noexcept { return acked_through_ + 1 >= store_.next_seq(); }
+bool Reader::drained() const noexcept { return window_.covers(store_.next_seq()); }
 
 void Reader::shutdown() noexcept {
     if (link_ == LinkState::AwaitSuback || link_ == LinkState::Ready) {
@@ -573,7 +401,13 @@ void Reader::shutdown() noexcept {
 
 ReaderCounters Reader::counters() const noexcept {
     ReaderCounters snapshot = counters_;
-    snapshot.acked_through = acked_through_;
+    const SamplerCounters& sampled = sampler_.counters();
+    snapshot.produced = sampled.produced;
+    snapshot.refused = sampled.refused;
+    snapshot.sensor_errors = sampled.sensor_errors;
+    snapshot.store_errors += sampled.store_errors;
+    snapshot.offsets_noted = wall_clock_.offsets_noted();
+    snapshot.acked_through = window_.acked_through();
     snapshot.dropped = store_.dropped();
     return snapshot;
 }

@@ -1,184 +1,28 @@
-// Flash spool: see the header and firmware/spool/README.md for the layout and the rules
-// that make every step safe to interrupt.
+// Flash spool: the log state machine over sectors (the README's "The log").
+// The bytes of headers and slots are spool_format's; see the header and
+// firmware/spool/README.md for the rules that make every step safe to interrupt.
 #include "fieldlink/spool/flash_spool.hpp"
 
-#include <cstring>
-
-#include "fieldlink/protocol/codec.hpp"
-#include "fieldlink/protocol/little_endian.hpp"
+#include "spool_format.hpp"
 
 namespace fieldlink::spool {
 namespace {
 
 using reader::StoreStatus;
 
-constexpr std::uint32_t kSectorMagic = 0x50534C46;  // bytes "FLSP"
-constexpr std::uint8_t kTypeReading = 0x52;         // 'R'
-constexpr std::uint8_t kTypeTrim = 0x54;            // 'T'
-constexpr std::uint8_t kTypeBoot = 0x42;            // 'B'
-constexpr std::uint8_t kTypeOffset = 0x4F;          // 'O'
-constexpr std::size_t kHeaderCrcOffset = 60;
-constexpr std::size_t kSlotCrcOffset = 28;
-constexpr std::size_t kSlotCrcInput = 8 + 4 + kSlotCrcOffset;  // incarnation, sector seq, slot bytes
-
-using protocol::le::get_u16;
-using protocol::le::get_u32;
-using protocol::le::get_u64;
-using protocol::le::put_u32;
-using protocol::le::put_u64;
-
-bool all_erased(const std::uint8_t* data, std::size_t length) {
-    for (std::size_t i = 0; i < length; ++i) {
-        if (data[i] != 0xFF) {
-            return false;
-        }
-    }
-    return true;
-}
-
-bool all_zero(const std::uint8_t* data, std::size_t length) {
-    for (std::size_t i = 0; i < length; ++i) {
-        if (data[i] != 0) {
-            return false;
-        }
-    }
-    return true;
-}
-
-// A record's CRC also covers the incarnation and the sector's sequence number,
-// so a record left over from an earlier use of the sector can never pass.
-std::uint32_t slot_crc(const std::uint8_t* slot, std::uint64_t incarnation, std::uint32_t sector_seq) {
-    std::uint8_t input[kSlotCrcInput];
-    put_u64(input, incarnation);
-    put_u32(input + 8, sector_seq);
-    std::memcpy(input + 12, slot, kSlotCrcOffset);
-    return protocol::crc32(input, sizeof input);
-}
-
-}  // namespace
-
-struct FlashSpool::Header {
-    std::uint64_t incarnation = 0;
-    std::uint32_t sector_seq = 0;  // +1 for every sector opened; orders the log
-    std::uint32_t boot = 0;        // boot counter when the sector was opened
-    std::uint64_t base_seq = 0;    // next_seq when opened: every reading in it is >= this
-    std::uint64_t floor = 0;       // trimmed or dropped through, when opened
-    std::uint64_t dropped = 0;     // readings dropped by the full policy so far
-};
-
-struct FlashSpool::Slot {
-    enum class Kind : std::uint8_t { Blank, Bad, Reading, Trim, Boot, Offset };
-    Kind kind = Kind::Blank;
-    std::uint32_t sector_seq = 0;  // of the sector the slot is in
-    std::uint32_t boot = 0;
-    std::uint64_t seq = 0;         // readings
-    std::uint64_t next_seq = 0;    // markers: next_seq when written
-    std::uint64_t value = 0;       // trim markers: the floor; offset markers: the offset's bits
-    protocol::Record record;       // readings
-};
-
-namespace {
-
-void encode_header(const FlashSpool::Header& header, const hal::FlashGeometry& geometry,
-                   std::uint8_t* out) {
-    std::memset(out, 0, kSectorHeaderSize);
-    put_u32(out, kSectorMagic);
-    out[4] = kLayoutVersion;
-    put_u32(out + 8, geometry.sector_size);
-    put_u32(out + 12, geometry.sector_count);
-    put_u64(out + 16, header.incarnation);
-    put_u32(out + 24, header.sector_seq);
-    put_u32(out + 28, header.boot);
-    put_u64(out + 32, header.base_seq);
-    put_u64(out + 40, header.floor);
-    put_u64(out + 48, header.dropped);
-    put_u32(out + kHeaderCrcOffset, protocol::crc32(out, kHeaderCrcOffset));
-}
-
-bool decode_header(const std::uint8_t* in, const hal::FlashGeometry& geometry, FlashSpool::Header* header) {
-    if (get_u32(in) != kSectorMagic || in[4] != kLayoutVersion || in[5] != 0 || get_u16(in + 6) != 0 ||
-        get_u32(in + 8) != geometry.sector_size || get_u32(in + 12) != geometry.sector_count ||
-        get_u32(in + 56) != 0 || get_u32(in + kHeaderCrcOffset) != protocol::crc32(in, kHeaderCrcOffset)) {
-        return false;
-    }
-    header->incarnation = get_u64(in + 16);
-    header->sector_seq = get_u32(in + 24);
-    header->boot = get_u32(in + 28);
-    header->base_seq = get_u64(in + 32);
-    header->floor = get_u64(in + 40);
-    header->dropped = get_u64(in + 48);
-    return header->base_seq != 0 && header->floor < header->base_seq;
-}
-
-void encode_reading(const protocol::Record& record, std::uint32_t boot, std::uint32_t seq_delta,
-                    std::uint64_t incarnation, std::uint32_t sector_seq, std::uint8_t* out) {
-    std::memset(out, 0, kSlotSize);
-    out[0] = kTypeReading;
-    out[1] = record.channel;
-    put_u32(out + 4, boot);
-    put_u32(out + 8, seq_delta);
-    put_u64(out + 12, record.mono_ms);
-    std::uint64_t bits = 0;
-    static_assert(sizeof bits == sizeof record.value);
-    std::memcpy(&bits, &record.value, sizeof bits);
-    put_u64(out + 20, bits);
-    put_u32(out + kSlotCrcOffset, slot_crc(out, incarnation, sector_seq));
-}
-
-void encode_marker(std::uint8_t type, std::uint32_t boot, std::uint64_t next_seq, std::uint64_t value,
-                   std::uint64_t incarnation, std::uint32_t sector_seq, std::uint8_t* out) {
-    std::memset(out, 0, kSlotSize);
-    out[0] = type;
-    put_u32(out + 4, boot);
-    put_u64(out + 8, next_seq);
-    put_u64(out + 16, value);
-    put_u32(out + kSlotCrcOffset, slot_crc(out, incarnation, sector_seq));
-}
-
-void decode_slot(const std::uint8_t* in, const FlashSpool::Header& header, FlashSpool::Slot* slot) {
-    using Kind = FlashSpool::Slot::Kind;
-    slot->sector_seq = header.sector_seq;
-    if (all_erased(in, kSlotSize)) {
-        slot->kind = Kind::Blank;
-        return;
-    }
-    slot->kind = Kind::Bad;
-    if (get_u32(in + kSlotCrcOffset) != slot_crc(in, header.incarnation, header.sector_seq) ||
-        get_u16(in + 2) != 0) {
-        return;
-    }
-    slot->boot = get_u32(in + 4);
-    switch (in[0]) {
-    case kTypeReading: {
-        slot->seq = header.base_seq + get_u32(in + 8);
-        slot->record.channel = in[1];
-        slot->record.mono_ms = get_u64(in + 12);
-        const std::uint64_t bits = get_u64(in + 20);
-        std::memcpy(&slot->record.value, &bits, sizeof bits);
-        slot->kind = Kind::Reading;
-        return;
-    }
-    case kTypeTrim:
-    case kTypeBoot:
-    case kTypeOffset:
-        if (in[1] != 0 || !all_zero(in + 24, 4)) {
-            return;
-        }
-        slot->next_seq = get_u64(in + 8);
-        slot->value = get_u64(in + 16);
-        if (in[0] == kTypeBoot && slot->value != 0) {
-            return;  // boot markers carry no value
-        }
-        slot->kind = in[0] == kTypeTrim ? Kind::Trim : (in[0] == kTypeBoot ? Kind::Boot : Kind::Offset);
-        return;
-    default:
-        return;
-    }
-}
-
 template <typename T>
 T max_of(T a, T b) {
     return a < b ? b : a;
+}
+
+StoreStatus read_header(hal::Flash& flash, const hal::FlashGeometry& geometry, std::uint32_t sector,
+                        SectorHeader* header, bool* valid) {
+    std::uint8_t bytes[kSectorHeaderSize];
+    if (flash.read(sector * geometry.sector_size, bytes, sizeof bytes) != hal::FlashStatus::Ok) {
+        return StoreStatus::IoError;
+    }
+    *valid = decode_header(bytes, geometry, header);
+    return StoreStatus::Ok;
 }
 
 }  // namespace
@@ -196,8 +40,7 @@ std::uint64_t FlashSpool::capacity(const hal::FlashGeometry& geometry) noexcept 
     if (!usable(geometry)) {
         return 0;
     }
-    const std::uint64_t slots = (geometry.sector_size - kSectorHeaderSize) / kSlotSize;
-    return (geometry.sector_count - 1) * slots;
+    return std::uint64_t{geometry.sector_count - 1} * slots_per_sector(geometry.sector_size);
 }
 
 std::uint32_t FlashSpool::next_sector(std::uint32_t sector) const noexcept {
@@ -213,7 +56,7 @@ std::uint32_t FlashSpool::sector_address(std::uint32_t sector) const noexcept {
 }
 
 std::uint32_t FlashSpool::slot_address(std::uint32_t sector, std::uint32_t slot) const noexcept {
-    return sector_address(sector) + kSectorHeaderSize + slot * kSlotSize;
+    return sector_address(sector) + slot_offset(slot);
 }
 
 SpoolStats FlashSpool::stats() const noexcept {
@@ -236,27 +79,20 @@ StoreStatus FlashSpool::fail() {
     return StoreStatus::IoError;
 }
 
-StoreStatus FlashSpool::read_header(std::uint32_t sector, Header* header, bool* valid) {
-    std::uint8_t bytes[kSectorHeaderSize];
-    if (flash_.read(sector_address(sector), bytes, sizeof bytes) != hal::FlashStatus::Ok) {
-        return StoreStatus::IoError;
-    }
-    *valid = decode_header(bytes, geometry_, header);
-    return StoreStatus::Ok;
-}
-
 template <typename Visit>
 StoreStatus FlashSpool::scan(Position from, Visit&& visit) {
+    constexpr std::uint32_t chunk_slots = kScanBufferSize / kSlotSize;
+    static_assert(chunk_slots >= 1 && kScanBufferSize % kSlotSize == 0, "the scan buffer holds whole slots");
     Position at = from;
     for (;;) {
-        Header header;
+        SectorHeader header;
         bool valid = false;
-        if (read_header(at.sector, &header, &valid) != StoreStatus::Ok || !valid) {
+        if (read_header(flash_, geometry_, at.sector, &header, &valid) != StoreStatus::Ok || !valid) {
             return StoreStatus::IoError;  // a sector of the log must keep its header
         }
         const std::uint32_t end = at.sector == head_ ? head_next_slot_ : slots_per_sector_;
         while (at.slot < end) {
-            const std::uint32_t count = end - at.slot < kChunkSlots ? end - at.slot : kChunkSlots;
+            const std::uint32_t count = end - at.slot < chunk_slots ? end - at.slot : chunk_slots;
             if (flash_.read(slot_address(at.sector, at.slot), chunk_, count * kSlotSize) !=
                 hal::FlashStatus::Ok) {
                 return StoreStatus::IoError;
@@ -290,15 +126,15 @@ StoreStatus FlashSpool::mount() {
     if (!usable(geometry_)) {
         return StoreStatus::InvalidArgument;
     }
-    slots_per_sector_ = (geometry_.sector_size - kSectorHeaderSize) / kSlotSize;
+    slots_per_sector_ = slots_per_sector(geometry_.sector_size);
 
     // The newest sector (highest sector seq) is the head.
     bool found = false;
-    Header head;
+    SectorHeader head;
     for (std::uint32_t sector = 0; sector < geometry_.sector_count; ++sector) {
-        Header header;
+        SectorHeader header;
         bool valid = false;
-        if (read_header(sector, &header, &valid) != StoreStatus::Ok) {
+        if (read_header(flash_, geometry_, sector, &header, &valid) != StoreStatus::Ok) {
             return StoreStatus::IoError;
         }
         if (valid && (!found || header.sector_seq > head.sector_seq)) {
@@ -320,9 +156,9 @@ StoreStatus FlashSpool::mount() {
         std::uint32_t expected = head.sector_seq;
         while (live_ < geometry_.sector_count && expected > 1) {
             const std::uint32_t before = previous_sector(tail_);
-            Header header;
+            SectorHeader header;
             bool valid = false;
-            if (read_header(before, &header, &valid) != StoreStatus::Ok) {
+            if (read_header(flash_, geometry_, before, &header, &valid) != StoreStatus::Ok) {
                 return StoreStatus::IoError;
             }
             if (!valid || header.incarnation != head.incarnation || header.sector_seq != expected - 1) {
@@ -444,9 +280,9 @@ StoreStatus FlashSpool::sector_max_seq(std::uint32_t sector, std::uint64_t* max_
         *max_seq = next_seq_ - 1;
         return StoreStatus::Ok;
     }
-    Header after;
+    SectorHeader after;
     bool valid = false;
-    if (read_header(next_sector(sector), &after, &valid) != StoreStatus::Ok || !valid) {
+    if (read_header(flash_, geometry_, next_sector(sector), &after, &valid) != StoreStatus::Ok || !valid) {
         return StoreStatus::IoError;
     }
     *max_seq = after.base_seq - 1;
@@ -485,7 +321,7 @@ StoreStatus FlashSpool::open_sector(std::uint64_t floor, std::uint64_t dropped) 
     } else if (flash_.erase(sector) != hal::FlashStatus::Ok) {
         return fail();
     }
-    Header header;
+    SectorHeader header;
     header.incarnation = incarnation_;
     header.sector_seq = head_sector_seq_ + 1;
     header.boot = boot_;
@@ -629,9 +465,9 @@ StoreStatus FlashSpool::locate(std::uint64_t seq, Position* position) {
     while (low < high) {
         const std::uint32_t middle = low + (high - low + 1) / 2;
         const std::uint32_t sector = (tail_ + middle) % geometry_.sector_count;
-        Header header;
+        SectorHeader header;
         bool valid = false;
-        if (read_header(sector, &header, &valid) != StoreStatus::Ok || !valid) {
+        if (read_header(flash_, geometry_, sector, &header, &valid) != StoreStatus::Ok || !valid) {
             return StoreStatus::IoError;
         }
         if (header.base_seq <= seq) {

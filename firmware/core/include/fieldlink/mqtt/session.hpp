@@ -12,7 +12,7 @@
 #include "fieldlink/hal/clock.hpp"
 #include "fieldlink/hal/transport.hpp"
 #include "fieldlink/mqtt/packet.hpp"
-#include "fieldlink/reader/config_defaults.hpp"
+#include "fieldlink/mqtt/config_defaults.hpp"
 
 namespace fieldlink::mqtt {
 

@@ -3,15 +3,8 @@
 // never edit this file for one product.
 #pragma once
 
-#ifdef FIELDLINK_CONFIG_FILE
-#include FIELDLINK_CONFIG_FILE
-#endif
-
-// Outgoing QoS 1 publishes that may await their PUBACK at once (1 .. 65535).
-// Bounds the MQTT session's packet-id table (2 bytes each).
-#ifndef FIELDLINK_MQTT_MAX_PENDING_PUBACKS
-#define FIELDLINK_MQTT_MAX_PENDING_PUBACKS 16
-#endif
+// The MQTT client's limits; this also reads FIELDLINK_CONFIG_FILE (once).
+#include "fieldlink/mqtt/config_defaults.hpp"
 
 // Sensor channels the reader can sample (1 .. 256). Bounds the schedule table
 // (12 bytes per channel).

@@ -3,6 +3,8 @@
 // gateway's commit ack covers them. Single-threaded: the board calls poll()
 // in a loop; every wait happens inside poll() (on the transport, or on the
 // clock while offline). No heap, no exceptions; the caller owns all memory.
+// The Reader coordinates the MQTT link, batches and acks; each other job has
+// its own part: Sampler, DeliveryWindow, WallClock, TelemetryReporter.
 #pragma once
 
 #include <array>
@@ -20,12 +22,15 @@
 #include "fieldlink/protocol/codec.hpp"
 #include "fieldlink/protocol/topics.hpp"
 #include "fieldlink/reader/config_defaults.hpp"
+#include "fieldlink/reader/delivery_window.hpp"
+#include "fieldlink/reader/reader_events.hpp"
 #include "fieldlink/reader/reading_store.hpp"
+#include "fieldlink/reader/sampler.hpp"
+#include "fieldlink/reader/telemetry_reporter.hpp"
+#include "fieldlink/reader/wall_clock.hpp"
 
 namespace fieldlink::reader {
 
-inline constexpr std::size_t kMaxChannels = FIELDLINK_READER_MAX_CHANNELS;
-inline constexpr std::size_t kMaxWindow = FIELDLINK_READER_MAX_WINDOW;
 inline constexpr char kClientIdPrefix[] = "reader-";
 inline constexpr std::size_t kMaxClientIdLength = sizeof(kClientIdPrefix) - 1 + protocol::kMaxDeviceIdLength;
 
@@ -106,7 +111,7 @@ struct ReaderCounters {
     std::uint64_t dropped = 0;         // readings the store forgot because it was full (DropOldest)
     std::uint64_t refused = 0;         // samples not stored because the store was full (RefuseNew)
     std::uint64_t sensor_errors = 0;   // sensor reads that failed or gave no value (NaN); never stored
-    std::uint64_t store_errors = 0;    // append/trim failures of the medium
+    std::uint64_t store_errors = 0;    // append, trim and offset-note failures of the medium
     std::uint64_t reconnects = 0;      // accepted CONNACKs after the first one
     std::uint64_t connect_failures = 0;  // attempts that ended before the link was ready
     std::uint64_t batches_sent = 0;
@@ -127,48 +132,6 @@ enum class LinkState : std::uint8_t {
 };
 
 const char* to_string(LinkState state) noexcept;
-
-// How an incoming commit ack was judged.
-enum class AckOutcome : std::uint8_t {
-    Accepted = 0,      // advanced the watermark: store trimmed, offset learned
-    Stale,             // watermark not above ours (duplicate or out of order)
-    OtherIncarnation,  // about readings of another incarnation of this device
-    AheadOfProduced,   // claims readings that were never produced
-    Undecodable,       // protocol::decode_ack failed
-};
-
-const char* to_string(AckOutcome outcome) noexcept;
-
-enum class ResendReason : std::uint8_t {
-    AckTimeout = 0,  // the watermark did not move for ack_timeout_ms with batches in flight
-    Reconnect,       // the connection was lost with batches not yet committed
-};
-
-const char* to_string(ResendReason reason) noexcept;
-
-// Observer for logs, record files and metrics; every hook is optional.
-// Hooks run inside poll() and must not call back into the Reader.
-class ReaderEvents {
-public:
-    virtual void on_reading(const StoredReading& /*reading*/) {}
-    virtual void on_sample_failed(std::uint8_t /*channel*/, hal::SensorStatus /*status*/) {}
-    // Full is reported once when the store starts refusing, not per sample.
-    virtual void on_store_error(StoreStatus /*status*/) {}
-    virtual void on_connecting(const char* /*host*/, std::uint16_t /*port*/) {}
-    virtual void on_connected(bool /*is_reconnect*/) {}
-    virtual void on_ready() {}
-    // The link failed (`was_up`: it had been accepted by CONNACK) and the next
-    // attempt starts in retry_in_ms. `transport` is the failed transport call's status.
-    virtual void on_link_down(mqtt::Status /*reason*/, hal::TransportStatus /*transport*/, bool /*was_up*/,
-                              std::uint32_t /*retry_in_ms*/) {}
-    virtual void on_batch_sent(const protocol::BatchHeader& /*header*/, std::uint16_t /*packet_id*/) {}
-    virtual void on_ack(const protocol::Ack& /*ack*/, AckOutcome /*outcome*/) {}
-    virtual void on_resend(std::uint64_t /*from_seq*/, ResendReason /*reason*/) {}
-    virtual void on_telemetry_sent(const protocol::Telemetry& /*telemetry*/) {}
-
-protected:
-    ~ReaderEvents() = default;
-};
 
 class Reader final : private mqtt::EventHandler {
 public:
@@ -192,7 +155,7 @@ public:
     void poll(std::uint32_t max_wait_ms) noexcept;
 
     // Stops sampling (for a drain before exit); delivery continues.
-    void stop_sampling() noexcept { sampling_ = false; }
+    void stop_sampling() noexcept { sampler_.stop(); }
 
     // True when every produced reading is covered by a commit ack.
     bool drained() const noexcept;
@@ -202,11 +165,11 @@ public:
 
     ReaderCounters counters() const noexcept;
     LinkState link_state() const noexcept { return link_; }
-    std::uint64_t acked_through() const noexcept { return acked_through_; }
-    std::uint64_t next_send_seq() const noexcept { return next_send_seq_; }
-    std::size_t in_flight() const noexcept { return window_count_; }
-    bool offset_known() const noexcept { return offset_known_; }
-    std::int64_t wall_offset_ms() const noexcept { return wall_offset_ms_; }
+    std::uint64_t acked_through() const noexcept { return window_.acked_through(); }
+    std::uint64_t next_send_seq() const noexcept { return window_.next_send_seq(); }
+    std::size_t in_flight() const noexcept { return window_.in_flight(); }
+    bool offset_known() const noexcept { return wall_clock_.known(); }
+    std::int64_t wall_offset_ms() const noexcept { return wall_clock_.offset_ms(); }
     const mqtt::Session& session() const noexcept { return session_; }
 
     // Device health as published on .../telemetry. oldest_unacked_age_ms: for
@@ -217,21 +180,6 @@ public:
     protocol::Telemetry telemetry() noexcept;
 
 private:
-    struct InFlight {
-        std::uint64_t first_seq = 0;
-        std::uint64_t last_seq = 0;
-        std::uint16_t packet_id = 0;
-    };
-
-    // What the store said about an earlier boot's wall-clock offset; it never
-    // changes once that boot has ended.
-    struct BootOffset {
-        bool valid = false;
-        bool known = false;
-        std::uint32_t boot = 0;
-        std::int64_t offset_ms = 0;
-    };
-
     // mqtt::EventHandler
     void on_connack(bool session_present) override;
     void on_puback(std::uint16_t packet_id) override;
@@ -239,7 +187,6 @@ private:
     void on_message(const mqtt::IncomingMessage& message) override;
 
     ReaderStatus validate() const noexcept;
-    void sample_due(std::uint64_t now) noexcept;
     void try_connect() noexcept;
     void after_connack() noexcept;
     void after_suback() noexcept;
@@ -248,9 +195,7 @@ private:
     void check_ack_timeout(std::uint64_t now) noexcept;
     void publish_batches(std::uint64_t now) noexcept;
     void handle_ack(const mqtt::IncomingMessage& message) noexcept;
-    void note_offset(std::int64_t offset_ms) noexcept;
-    bool boot_offset(std::uint32_t boot, std::int64_t* offset_ms) noexcept;
-    std::uint64_t oldest_unacked_age_ms(std::uint64_t now) noexcept;
+    void count_store_error(StoreStatus status) noexcept;
     void publish_telemetry(std::uint64_t now) noexcept;
     std::uint32_t wait_budget(std::uint64_t now, std::uint32_t max_wait_ms) const noexcept;
 
@@ -259,11 +204,14 @@ private:
     hal::Transport& transport_;
     hal::Clock& clock_;
     hal::Random& random_;
-    hal::Sensors& sensors_;
     ReaderBuffers buffers_;
     ReaderEvents* events_;
     mqtt::Session session_;
     mqtt::Backoff backoff_;
+    Sampler sampler_;
+    DeliveryWindow window_;
+    WallClock wall_clock_;
+    TelemetryReporter telemetry_;  // after wall_clock_, which it uses
 
     char client_id_[kMaxClientIdLength + 1] = {};
     char up_topic_[protocol::kMaxTopicLength + 1] = {};
@@ -278,10 +226,6 @@ private:
     mqtt::Will will_;
 
     bool started_ = false;
-    bool sampling_ = true;
-    bool refusing_ = false;  // the store is full and refuses; reported once
-    std::array<std::uint64_t, kMaxChannels> next_due_ms_{};
-
     LinkState link_ = LinkState::Offline;
     std::uint64_t reconnect_at_ms_ = 0;
     bool ever_connected_ = false;
@@ -290,24 +234,8 @@ private:
     bool suback_ok_ = false;
     std::uint16_t subscribe_id_ = 0;
 
-    std::uint64_t acked_through_ = 0;  // W: commit-ack watermark
-    std::uint64_t next_send_seq_ = 1;  // S: first seq not yet published since the last rewind
-    std::array<InFlight, kMaxWindow> window_{};
-    std::size_t window_count_ = 0;
-    std::uint64_t last_progress_ms_ = 0;  // last watermark advance, or window became non-empty
-    bool offset_known_ = false;        // the running boot's offset, from the latest accepted ack
-    std::int64_t wall_offset_ms_ = 0;
-    bool offset_noted_ = false;        // ... and what was last handed to the store
-    std::int64_t noted_offset_ms_ = 0;
-    std::array<BootOffset, 2> boot_offsets_{};  // earlier boots: the batch's and telemetry's
-    std::size_t boot_offset_victim_ = 0;
-
-    std::uint64_t next_telemetry_ms_ = 0;
-    bool oldest_cached_ = false;       // the oldest held reading, read once per change
-    std::uint64_t oldest_cached_seq_ = 0;
-    std::uint32_t oldest_cached_boot_ = 0;
-    std::uint64_t oldest_cached_mono_ms_ = 0;
-
+    // The link's and the acks' counts; the parts keep their own, and
+    // counters() puts them together.
     ReaderCounters counters_;
 };
 

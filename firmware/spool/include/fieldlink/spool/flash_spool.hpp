@@ -2,7 +2,8 @@
 // sectors used round robin. The flash is the only state: mount() rebuilds
 // everything by scanning, so there is no metadata that can disagree with the
 // log. Freestanding: no heap, RAM use is fixed (see sizeof(FlashSpool)).
-// On-flash layout: firmware/spool/README.md (and the constants below).
+// On-flash layout: firmware/spool/README.md (in code: src/spool_format.hpp,
+// private to the spool).
 #pragma once
 
 #include <cstddef>
@@ -13,10 +14,6 @@
 #include "fieldlink/reader/reading_store.hpp"
 
 namespace fieldlink::spool {
-
-inline constexpr std::uint32_t kSectorHeaderSize = 64;  // at the start of every sector in use
-inline constexpr std::uint32_t kSlotSize = 32;          // every record takes one slot
-inline constexpr std::uint8_t kLayoutVersion = 1;
 
 struct SpoolConfig {
     reader::FullPolicy full_policy = reader::FullPolicy::DropOldest;
@@ -93,10 +90,6 @@ public:
     // written: one sector always stays free for rotation. 0 when not usable.
     static std::uint64_t capacity(const hal::FlashGeometry& geometry) noexcept;
 
-    // Decoded sector header and record; defined in the .cpp (internal).
-    struct Header;
-    struct Slot;
-
 private:
     struct Position {
         std::uint32_t sector = 0;
@@ -104,7 +97,8 @@ private:
     };
     enum class Purpose : std::uint8_t { Reading, Marker };
 
-    static constexpr std::uint32_t kChunkSlots = 8;  // slots read from flash at once while scanning
+    // Bytes of slots read from flash at once while scanning (whole slots).
+    static constexpr std::size_t kScanBufferSize = 256;
 
     std::uint32_t next_sector(std::uint32_t sector) const noexcept;
     std::uint32_t previous_sector(std::uint32_t sector) const noexcept;
@@ -112,7 +106,6 @@ private:
     std::uint32_t slot_address(std::uint32_t sector, std::uint32_t slot) const noexcept;
 
     reader::StoreStatus fail();  // poisons the spool until the next mount
-    reader::StoreStatus read_header(std::uint32_t sector, Header* header, bool* valid);
     reader::StoreStatus format();
     reader::StoreStatus recover_head();
     reader::StoreStatus count_held();
@@ -169,7 +162,7 @@ private:
     std::uint32_t cursor_sector_seq_ = 0;
     std::uint64_t cursor_seq_ = 0;
 
-    std::uint8_t chunk_[kChunkSlots * kSlotSize] = {};
+    std::uint8_t chunk_[kScanBufferSize] = {};
 };
 
 }  // namespace fieldlink::spool

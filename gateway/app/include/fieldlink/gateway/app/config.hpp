@@ -1,0 +1,73 @@
+// fieldlink-gateway settings: built-in defaults, then a TOML file
+// (config/gateway.toml documents every key), then command-line options.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include "fieldlink/gateway/ingest/log.hpp"
+#include "fieldlink/gateway/ingest/paho_broker_link.hpp"
+#include "fieldlink/gateway/ingest/saver.hpp"
+#include "fieldlink/gateway/store/sqlite_store.hpp"
+
+namespace fieldlink::gateway {
+
+// Exit code for a bad configuration or command line.
+inline constexpr int kExitUsage = 2;
+
+struct Config {
+    // [mqtt]
+    std::string broker = "tcp://127.0.0.1:1883";
+    std::string client_id = "fieldlink-gateway";
+    std::int64_t keep_alive_s = 30;
+    // [database]
+    std::string db_path = "fieldlink.db";
+    Synchronous synchronous = Synchronous::Full;
+    std::int64_t busy_timeout_ms = 5000;
+    // [pipeline]
+    std::int64_t batch_rows = 1000;
+    std::int64_t batch_delay_ms = 20;
+    std::int64_t queue = 10000;
+    // [log]
+    LogLevel log_level = LogLevel::Info;
+    std::int64_t stats_interval_s = 10;
+
+    bool operator==(const Config&) const = default;
+};
+
+// A bad config file: what() names the file, the position, the key and what is expected.
+class ConfigError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// Applies the keys present in TOML `text` on top of `config`. `source` names
+// the text in errors (usually the file path). Throws ConfigError.
+void apply_toml(std::string_view text, const std::string& source, Config& config);
+void apply_toml_file(const std::string& path, Config& config);
+
+// The whole configuration as TOML that apply_toml reads back unchanged.
+std::string to_toml(const Config& config);
+
+std::string_view to_string(Synchronous synchronous) noexcept;
+
+// The pieces' own settings, derived from a Config.
+MqttSettings mqtt_settings(const Config& config);
+StoreOptions store_options(const Config& config);
+SaverSettings saver_settings(const Config& config);
+
+struct CommandLine {
+    Config config;
+    bool print_config = false;
+    // When set: print `message` (stdout for 0, stderr otherwise) and exit with this code.
+    std::optional<int> exit_code;
+    std::string message;
+};
+
+// Parses argv (CLI11): --help, --config and every override. Never throws.
+CommandLine parse_command_line(int argc, const char* const* argv);
+
+}  // namespace fieldlink::gateway

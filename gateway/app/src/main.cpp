@@ -1,0 +1,117 @@
+// fieldlink-gateway: wires the saver's parts together and runs until SIGINT/SIGTERM.
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <exception>
+#include <span>
+#include <string_view>
+
+#include <pthread.h>
+
+#include "fieldlink/gateway/app/config.hpp"
+#include "fieldlink/gateway/ingest/log.hpp"
+#include "fieldlink/gateway/ingest/paho_broker_link.hpp"
+#include "fieldlink/gateway/ingest/saver.hpp"
+#include "fieldlink/gateway/store/sqlite_store.hpp"
+#include "fieldlink/gateway/ingest/stats.hpp"
+
+namespace {
+
+using namespace fieldlink::gateway;
+
+// Waits for SIGINT/SIGTERM (blocked in every thread, taken here synchronously:
+// no async-signal handler, no flag polling). Prints stats on every interval.
+int wait_for_stop_signal(const Config& config, Logger& log, const Stats& stats, const Saver& saver,
+                         const sigset_t& signals) {
+    for (;;) {
+        if (config.stats_interval_s == 0) {
+            int signal = 0;
+            if (sigwait(&signals, &signal) == 0) return signal;
+            continue;
+        }
+        const timespec timeout{static_cast<std::time_t>(config.stats_interval_s), 0};
+        const int signal = sigtimedwait(&signals, nullptr, &timeout);
+        if (signal > 0) return signal;
+        if (errno == EAGAIN) {
+            StatsSnapshot snapshot = stats.snapshot();
+            snapshot.queue_depth = saver.queue_depth();
+            log.info("stats: {}", format_stats(snapshot));
+        }
+    }
+}
+
+int run(const Config& config, const sigset_t& signals) {
+    Logger log(config.log_level);
+    try {
+        SqliteStore store(store_options(config));
+        log.info("database {} (schema v{}, journal {}, synchronous {})", config.db_path, kSchemaVersion,
+                 store.journal_mode(), to_string(config.synchronous));
+        if (store.journal_mode() != "wal") {
+            log.warn("the database is not in WAL mode ({}); commits are slower", store.journal_mode());
+        }
+        if (config.synchronous == Synchronous::Normal) {
+            log.warn("synchronous=normal: a power loss can roll back commits that were already acked to devices, "
+                     "and those readings are then lost");
+        }
+
+        SystemClock clock;
+        Stats stats;
+        PahoBrokerLink link(mqtt_settings(config), log);
+        Saver saver(saver_settings(config), store, link, clock, log, stats);
+        link.set_message_handler([&saver](std::string_view topic, std::span<const std::uint8_t> payload) {
+            saver.submit(topic, payload);
+        });
+        // On every way out, also an exception: the saver stops first (so a
+        // handler blocked on its full queue returns), then the link, whose
+        // stop() detaches the handler before the saver is destroyed.
+        struct StopInOrder {
+            Saver& saver;
+            PahoBrokerLink& link;
+            ~StopInOrder() {
+                saver.stop();
+                link.stop();
+            }
+        } stop_in_order{saver, link};
+        saver.start();
+        link.start();
+        log.info("fieldlink-gateway running: broker {}, client id '{}', batch {} rows / {} ms, queue {}",
+                 config.broker, config.client_id, config.batch_rows, config.batch_delay_ms, config.queue);
+
+        const int signal = wait_for_stop_signal(config, log, stats, saver, signals);
+        log.info("{} received: committing what is queued, then disconnecting", signal == SIGINT ? "SIGINT" : "SIGTERM");
+        saver.stop();  // drains the queue, commits, publishes the last acks
+        link.stop();
+        StatsSnapshot snapshot = stats.snapshot();
+        snapshot.queue_depth = saver.queue_depth();
+        log.info("stopped: {}", format_stats(snapshot));
+        return 0;
+    } catch (const std::exception& e) {
+        log.error("{}", e.what());
+        return 1;
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const CommandLine command_line = parse_command_line(argc, argv);
+    if (command_line.exit_code) {
+        std::fputs(command_line.message.c_str(), *command_line.exit_code == 0 ? stdout : stderr);
+        return *command_line.exit_code;
+    }
+    if (command_line.print_config) {
+        std::fputs(to_toml(command_line.config).c_str(), stdout);
+        return 0;
+    }
+
+    // Block the stop signals before any thread exists, so every thread inherits
+    // the mask and only wait_for_stop_signal() ever receives them.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+    return run(command_line.config, signals);
+}

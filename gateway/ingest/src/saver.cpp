@@ -1,0 +1,304 @@
+#include "fieldlink/gateway/ingest/saver.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <exception>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "fieldlink/protocol/codec.hpp"
+#include "fieldlink/protocol/topics.hpp"
+
+namespace fieldlink::gateway {
+namespace {
+
+// What a queued message weighs against batch_max_rows.
+std::size_t row_weight(const Inbound& message) {
+    if (const auto* batch = std::get_if<ReadingBatch>(&message)) return batch->body.records.size();
+    return 1;
+}
+
+}  // namespace
+
+Saver::Saver(const SaverSettings& settings, Store& store, AckPublisher& acks, const Clock& clock, Logger& log,
+             Stats& stats)
+    : settings_(settings),
+      store_(store),
+      acks_(acks),
+      clock_(clock),
+      log_(log),
+      stats_(stats),
+      queue_(settings.queue_capacity),
+      tracker_(store) {}
+
+Saver::~Saver() { stop(); }
+
+void Saver::start() {
+    std::lock_guard lock(stop_mutex_);
+    if (writer_.joinable() || stopping_) return;
+    writer_ = std::thread([this] { run_writer(); });
+}
+
+bool Saver::submit(std::string_view topic, std::span<const std::uint8_t> payload) {
+    ++stats_.received;
+    try {
+        Inbound message = decode_message(topic, payload);
+        if (const auto* rejected = std::get_if<Rejected>(&message)) {
+            stats_.count_malformed(rejected->error);
+            log_rejection(*rejected);
+        } else if (const auto* ignored = std::get_if<Ignored>(&message)) {
+            log_.debug("ignoring message on {}: {}", topic, ignored->reason);
+            return true;
+        }
+        // Counted before the push so that flush() never waits for less than was queued.
+        {
+            std::lock_guard lock(progress_mutex_);
+            ++queued_count_;
+        }
+        if (!queue_.push(Queued{std::move(message), clock_.unix_ms()})) {
+            {
+                std::lock_guard lock(progress_mutex_);
+                --queued_count_;
+            }
+            progress_cv_.notify_all();
+            ++stats_.dropped_at_stop;
+            return false;
+        }
+        return true;
+    } catch (const std::exception& e) {
+        // Only resource exhaustion gets here. The device re-sends: it got no ack.
+        log_.error("dropping a message on {}: {}", topic, e.what());
+        return false;
+    }
+}
+
+void Saver::flush() {
+    std::unique_lock lock(progress_mutex_);
+    const std::uint64_t target = queued_count_;
+    progress_cv_.wait(lock, [&] { return done_count_ >= target || writer_finished_; });
+}
+
+void Saver::stop() {
+    {
+        std::lock_guard lock(stop_mutex_);
+        stopping_ = true;
+    }
+    stop_cv_.notify_all();
+    queue_.close();
+    if (writer_.joinable() && writer_.get_id() != std::this_thread::get_id()) writer_.join();
+    {
+        // Also when the writer never ran, so that flush() cannot wait forever.
+        std::lock_guard lock(progress_mutex_);
+        writer_finished_ = true;
+    }
+    progress_cv_.notify_all();
+}
+
+void Saver::log_rejection(const Rejected& rejected) {
+    std::uint64_t suppressed = 0;
+    if (!log_.enabled(LogLevel::Warn) || !rejection_log_limit_.allow(std::chrono::steady_clock::now(), &suppressed)) {
+        return;
+    }
+    log_.warn("malformed message on {} ({} bytes): {}: {}{}", rejected.topic, rejected.payload.size(), rejected.error,
+              rejected.detail,
+              suppressed == 0 ? std::string() : fmt::format(" ({} more not logged)", suppressed));
+}
+
+void Saver::run_writer() {
+    try {
+        std::vector<Queued> group;
+        for (;;) {
+            group.clear();
+            Queued first;
+            if (queue_.pop(&first) != PopResult::Item) break;  // closed and drained
+            std::size_t rows = row_weight(first.message);
+            group.push_back(std::move(first));
+            // The group stays open a short while to share one fsync among many messages.
+            const auto deadline = std::chrono::steady_clock::now() + settings_.batch_max_delay;
+            while (rows < settings_.batch_max_rows) {
+                Queued next;
+                if (queue_.pop_until(&next, deadline) != PopResult::Item) break;
+                rows += row_weight(next.message);
+                group.push_back(std::move(next));
+            }
+            commit_with_retry(group);
+            {
+                std::lock_guard lock(progress_mutex_);
+                done_count_ += group.size();
+            }
+            progress_cv_.notify_all();
+        }
+    } catch (const std::exception& e) {
+        // Nothing is expected to get here; a stalled writer would silently stop
+        // the whole gateway, so end the process and let the supervisor restart it.
+        log_.error("writer thread failed: {}; aborting", e.what());
+        std::abort();
+    }
+    {
+        std::lock_guard lock(progress_mutex_);
+        writer_finished_ = true;
+    }
+    progress_cv_.notify_all();
+    log_.debug("writer thread finished");
+}
+
+void Saver::commit_with_retry(const std::vector<Queued>& group) {
+    auto backoff = settings_.retry_min;
+    int failures_while_stopping = 0;
+    for (;;) {
+        try {
+            commit_group(group);
+            return;
+        } catch (const std::exception& e) {
+            ++stats_.commit_failures;
+            bool stopping = false;
+            {
+                std::lock_guard lock(stop_mutex_);
+                stopping = stopping_;
+            }
+            if (stopping && ++failures_while_stopping > settings_.retries_after_stop) {
+                log_.error("giving up on {} messages while stopping: {}; none of them was acked, so their devices "
+                           "will send them again",
+                           group.size(), e.what());
+                return;
+            }
+            log_.error("database commit of {} messages failed, no acks sent, retrying in {} ms: {}", group.size(),
+                       backoff.count(), e.what());
+        }
+        std::unique_lock lock(stop_mutex_);
+        stop_cv_.wait_for(lock, backoff, [this] { return stopping_; });
+        backoff = std::min(backoff * 2, settings_.retry_max);
+    }
+}
+
+void Saver::commit_group(const std::vector<Queued>& group) {
+    std::unique_ptr<StoreTransaction> transaction = store_.begin();
+    // Changes to in-memory state are staged here and kept only if the commit succeeds.
+    std::map<DeviceKey, ContiguousWatermark> touched;
+    BootClocks learnt;
+    InsertCounts counts;
+    std::uint64_t batches = 0;
+    std::uint64_t statuses = 0;
+    std::uint64_t telemetry = 0;
+    std::uint64_t dead_letters = 0;
+    std::uint64_t filled = 0;
+
+    for (const Queued& queued : group) {
+        if (const auto* batch = std::get_if<ReadingBatch>(&queued.message)) {
+            const protocol::BatchHeader& header = batch->body.header;
+            const DeviceKey key{batch->device, header.incarnation};
+            auto state = touched.find(key);
+            if (state == touched.end()) state = touched.emplace(key, tracker_.snapshot(key)).first;
+
+            std::optional<std::int64_t> offset;
+            if (header.offset_known) {
+                offset = header.wall_offset_ms;
+                const bool boot_known =
+                    boot_clocks_.offset_for(key, header.boot) || learnt.offset_for(key, header.boot);
+                learnt.learn(key, header.boot, header.wall_offset_ms);
+                // First offset for this boot in this run: earlier rows of the boot get their wall time now.
+                if (!boot_known) filled += transaction->fill_unix_time(key, header.boot, header.wall_offset_ms);
+            } else {
+                offset = learnt.offset_for(key, header.boot);
+                if (!offset) offset = boot_clocks_.offset_for(key, header.boot);
+            }
+            const InsertCounts inserted = transaction->insert_readings(*batch, offset, queued.received_unix_ms);
+            counts.inserted += inserted.inserted;
+            counts.duplicates += inserted.duplicates;
+            ++batches;
+            // Duplicates count as stored: the same key is already in the database.
+            state->second.add(header.first_seq, header.first_seq + (batch->body.records.size() - 1));
+            state->second.apply_floor(header.floor_seq);
+        } else if (const auto* status = std::get_if<DeviceStatus>(&queued.message)) {
+            transaction->upsert_device(*status, queued.received_unix_ms);
+            ++statuses;
+        } else if (const auto* health = std::get_if<DeviceTelemetry>(&queued.message)) {
+            transaction->add_telemetry(*health, queued.received_unix_ms);
+            ++telemetry;
+        } else if (const auto* rejected = std::get_if<Rejected>(&queued.message)) {
+            transaction->add_dead_letter(*rejected, queued.received_unix_ms);
+            ++dead_letters;
+        }
+    }
+    const std::int64_t now = clock_.unix_ms();
+    for (const auto& [key, state] : touched) transaction->save_watermark(key, state.watermark(), now);
+    transaction->commit();
+    transaction.reset();
+
+    // Committed: memory may follow the database now, and acks may go out.
+    std::vector<std::pair<const DeviceKey*, std::uint64_t>> acks;
+    acks.reserve(touched.size());
+    for (auto& [key, state] : touched) {
+        acks.emplace_back(&key, state.watermark());
+        tracker_.put(key, std::move(state));
+    }
+    boot_clocks_.merge(learnt);
+    ++stats_.commits;
+    stats_.batches += batches;
+    stats_.stored += counts.inserted;
+    stats_.duplicates += counts.duplicates;
+    stats_.statuses += statuses;
+    stats_.telemetry += telemetry;
+    stats_.dead_letters += dead_letters;
+    stats_.unix_ms_filled += filled;
+    log_.debug("committed {} messages: {} readings stored, {} duplicates, {} statuses, {} telemetry, {} dead letters",
+               group.size(), counts.inserted, counts.duplicates, statuses, telemetry, dead_letters);
+    for (const auto& [key, watermark] : acks) publish_ack(*key, watermark);
+    if (telemetry > 0) {
+        for (const Queued& queued : group) {
+            if (const auto* health = std::get_if<DeviceTelemetry>(&queued.message)) report_drops(*health);
+        }
+    }
+}
+
+void Saver::report_drops(const DeviceTelemetry& health) {
+    const protocol::Telemetry& t = health.telemetry;
+    auto found = reported_drops_.find(health.device);
+    if (found == reported_drops_.end()) found = reported_drops_.emplace(health.device, DropCount{}).first;
+    DropCount& last = found->second;
+    const bool changed = last.incarnation != t.incarnation || last.dropped != t.dropped;
+    if (changed && t.dropped > 0) {
+        log_.warn("device {} (incarnation {:016x}) has dropped {} readings because its store was full{}", health.device,
+                  t.incarnation, t.dropped,
+                  last.incarnation == t.incarnation && last.dropped > 0 && t.dropped > last.dropped
+                      ? fmt::format(" ({} more since the last report)", t.dropped - last.dropped)
+                      : std::string());
+    }
+    last = DropCount{t.incarnation, t.dropped};
+}
+
+void Saver::publish_ack(const DeviceKey& key, std::uint64_t watermark) {
+    const protocol::Ack ack{key.incarnation, watermark, clock_.unix_ms()};
+    std::uint8_t payload[protocol::kAckSize];
+    std::size_t written = 0;
+    char topic[protocol::kMaxTopicLength + 1];
+    const std::size_t topic_length =
+        protocol::format_topic(key.device.data(), key.device.size(), protocol::TopicKind::Ack, topic, sizeof(topic));
+    if (protocol::encode_ack(ack, payload, sizeof(payload), &written) != protocol::Status::Ok || topic_length == 0) {
+        // Cannot happen for ids that came through parse_topic; keep going for the others.
+        log_.error("cannot encode a commit ack for device '{}'", key.device);
+        ++stats_.ack_failures;
+        return;
+    }
+    bool sent = false;
+    try {
+        sent = acks_.publish_ack(std::string(topic, topic_length), key.incarnation,
+                                 std::span<const std::uint8_t>(payload, written));
+    } catch (const std::exception& e) {
+        log_.debug("publishing an ack to {} threw: {}", topic, e.what());
+    }
+    if (sent) {
+        ++stats_.acks_sent;
+        return;
+    }
+    ++stats_.ack_failures;
+    std::uint64_t suppressed = 0;
+    if (ack_failure_log_limit_.allow(std::chrono::steady_clock::now(), &suppressed)) {
+        log_.warn("cannot publish the commit ack to {} (broker not connected?); the device re-sends and is acked "
+                  "after a later commit{}",
+                  topic, suppressed == 0 ? std::string() : fmt::format(" ({} more failures not logged)", suppressed));
+    }
+}
+
+}  // namespace fieldlink::gateway

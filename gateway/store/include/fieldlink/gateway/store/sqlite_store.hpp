@@ -1,0 +1,73 @@
+// The saver's SQLite database: WAL journal, versioned schema, prepared
+// statements reused for every batch. Owned by one thread (the writer).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "fieldlink/gateway/store/sqlite.hpp"
+#include "fieldlink/gateway/store/store.hpp"
+
+namespace fieldlink::gateway {
+
+// Schema version this code writes (PRAGMA user_version).
+inline constexpr int kSchemaVersion = 2;
+
+enum class Synchronous {
+    // fsync the WAL on every commit: a commit that returned survives a power
+    // loss. Needed because the commit ack lets the device delete its copy.
+    Full,
+    // fsync only at checkpoints: faster, but a power loss can roll back
+    // commits that were already acked, and those readings are then lost.
+    Normal,
+};
+
+struct StoreOptions {
+    std::string path = "fieldlink.db";
+    Synchronous synchronous = Synchronous::Full;
+    int busy_timeout_ms = 5000;
+};
+
+// The database was written by a newer gateway; we refuse to touch it.
+class SchemaTooNewError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// Brings the database to kSchemaVersion, one transaction per step.
+// Throws SchemaTooNewError when its user_version is above kSchemaVersion.
+void migrate(sqlite::Database& db);
+// Only up to target_version (tests build old files this way); never downgrades.
+void migrate(sqlite::Database& db, int target_version);
+int schema_version(sqlite::Database& db);
+
+class SqliteStore final : public Store {
+public:
+    // Opens or creates the database, sets WAL, synchronous and busy_timeout, migrates.
+    explicit SqliteStore(const StoreOptions& options);
+    ~SqliteStore() override;
+
+    std::unique_ptr<StoreTransaction> begin() override;
+    StoredWatermark load_watermark(const DeviceKey& key) override;
+
+    const std::string& journal_mode() const noexcept { return journal_mode_; }
+    sqlite::Database& database() noexcept { return db_; }
+
+private:
+    friend class SqliteStoreTransaction;
+
+    sqlite::Database db_;
+    std::string journal_mode_;
+    sqlite::Statement insert_reading_;
+    sqlite::Statement fill_unix_time_;
+    sqlite::Statement save_watermark_;
+    sqlite::Statement add_dead_letter_;
+    sqlite::Statement upsert_device_;
+    sqlite::Statement add_telemetry_;
+    sqlite::Statement load_watermark_;
+    sqlite::Statement load_ranges_;
+};
+
+}  // namespace fieldlink::gateway

@@ -1,0 +1,304 @@
+#include "fieldlink/gateway/store/sqlite_store.hpp"
+
+#include <fmt/format.h>
+
+#include <bit>
+#include <cstring>
+#include <span>
+#include <string_view>
+
+namespace fieldlink::gateway {
+namespace {
+
+// One entry per schema version: entry i takes the database from version i to i + 1.
+// Never edit a released step; add a new one.
+constexpr std::string_view kMigrations[] = {
+    // v1: the first schema.
+    R"sql(
+CREATE TABLE readings (
+    -- AUTOINCREMENT: ids never come back after retention deletes, so the
+    -- forwarder's cursor (last forwarded id) can never skip a new row.
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    device TEXT NOT NULL,
+    incarnation INTEGER NOT NULL,       -- u64 bit-cast to i64
+    seq INTEGER NOT NULL,               -- 1 .. 2^63-1 (larger ones are dead-lettered)
+    boot INTEGER NOT NULL,
+    channel INTEGER NOT NULL,
+    mono_ms INTEGER NOT NULL,
+    unix_ms INTEGER,                    -- NULL while the boot's clock offset is unknown
+    value REAL NOT NULL,
+    received_unix_ms INTEGER NOT NULL,
+    UNIQUE (device, incarnation, seq)
+);
+-- Finds a boot's rows that still lack wall time; stays small because rows leave it once filled.
+CREATE INDEX readings_without_unix_ms ON readings (device, incarnation, boot) WHERE unix_ms IS NULL;
+CREATE TABLE watermarks (
+    device TEXT,
+    incarnation INTEGER,
+    watermark INTEGER NOT NULL,
+    updated_unix_ms INTEGER NOT NULL,
+    PRIMARY KEY (device, incarnation)
+);
+CREATE TABLE dead_letters (
+    id INTEGER PRIMARY KEY,
+    received_unix_ms INTEGER NOT NULL,
+    topic TEXT NOT NULL,
+    error TEXT NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE TABLE devices (
+    device TEXT PRIMARY KEY,
+    online INTEGER,
+    incarnation INTEGER,
+    boot INTEGER,
+    firmware_version TEXT,
+    updated_unix_ms INTEGER
+);
+)sql",
+    // v2: device health from .../telemetry (docs/protocol.md §5a), one row per message.
+    R"sql(
+CREATE TABLE device_health (
+    id INTEGER PRIMARY KEY,
+    device TEXT NOT NULL,
+    received_unix_ms INTEGER NOT NULL,  -- the gateway's clock (devices may have none)
+    incarnation INTEGER NOT NULL,       -- u64 bit-cast to i64
+    boot INTEGER NOT NULL,
+    uptime_ms INTEGER NOT NULL,
+    held INTEGER NOT NULL,
+    oldest_unacked_age_ms INTEGER NOT NULL,
+    dropped INTEGER NOT NULL,
+    reconnects INTEGER NOT NULL,
+    next_seq INTEGER NOT NULL,
+    acked_through INTEGER NOT NULL
+);
+-- "Latest health of each device" and per-device history.
+CREATE INDEX device_health_by_device ON device_health (device, received_unix_ms);
+)sql",
+};
+static_assert(std::size(kMigrations) == static_cast<std::size_t>(kSchemaVersion),
+              "one migration step per schema version");
+
+std::int64_t as_db_int(std::uint64_t value) { return std::bit_cast<std::int64_t>(value); }
+
+const char* synchronous_pragma(Synchronous synchronous) {
+    return synchronous == Synchronous::Full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL";
+}
+
+void refuse_newer(sqlite::Database& db) {
+    const int version = schema_version(db);
+    if (version > kSchemaVersion) {
+        throw SchemaTooNewError(fmt::format(
+            "database '{}' has schema version {}, but this fieldlink-gateway knows versions up to {}; "
+            "it was written by a newer gateway: run that one, or use another database file",
+            db.path(), version, kSchemaVersion));
+    }
+}
+
+}  // namespace
+
+int schema_version(sqlite::Database& db) {
+    sqlite::Statement statement = db.prepare("PRAGMA user_version");
+    statement.step();
+    return static_cast<int>(statement.column_int64(0));
+}
+
+void migrate(sqlite::Database& db) { migrate(db, kSchemaVersion); }
+
+void migrate(sqlite::Database& db, int target_version) {
+    refuse_newer(db);
+    if (target_version < 0 || target_version > kSchemaVersion) {
+        throw std::invalid_argument(fmt::format("no schema version {}", target_version));
+    }
+    for (int version = schema_version(db); version < target_version; ++version) {
+        sqlite::Transaction transaction(db);
+        // Re-read inside the write lock: another process may have migrated meanwhile.
+        if (schema_version(db) != version) {
+            refuse_newer(db);
+            continue;
+        }
+        db.exec(std::string(kMigrations[version]));
+        db.exec(fmt::format("PRAGMA user_version = {}", version + 1));
+        transaction.commit();
+    }
+}
+
+class SqliteStoreTransaction final : public StoreTransaction {
+public:
+    explicit SqliteStoreTransaction(SqliteStore& store) : store_(store), transaction_(store.db_) {}
+
+    InsertCounts insert_readings(const ReadingBatch& batch, std::optional<std::int64_t> wall_offset_ms,
+                                 std::int64_t received_unix_ms) override {
+        InsertCounts counts;
+        sqlite::Statement& insert = store_.insert_reading_;
+        const protocol::BatchHeader& header = batch.body.header;
+        for (std::size_t i = 0; i < batch.body.records.size(); ++i) {
+            const protocol::Record& record = batch.body.records[i];
+            const auto mono_ms = static_cast<std::int64_t>(record.mono_ms);  // <= 2^63-1, checked at decode
+            insert.reset();
+            insert.bind_text(1, batch.device)
+                .bind_int64(2, as_db_int(header.incarnation))
+                .bind_int64(3, static_cast<std::int64_t>(header.first_seq + i))
+                .bind_int64(4, header.boot)
+                .bind_int64(5, record.channel)
+                .bind_int64(6, mono_ms);
+            std::int64_t unix_ms = 0;
+            if (wall_offset_ms && !__builtin_add_overflow(mono_ms, *wall_offset_ms, &unix_ms)) {
+                insert.bind_int64(7, unix_ms);
+            } else {
+                insert.bind_null(7);
+            }
+            insert.bind_double(8, record.value).bind_int64(9, received_unix_ms);
+            insert.step();
+            // OR IGNORE skips the row only on the unique key (values are never NULL: NaN is refused at decode).
+            if (store_.db_.changes() == 1) {
+                ++counts.inserted;
+            } else {
+                ++counts.duplicates;
+            }
+        }
+        return counts;
+    }
+
+    std::uint64_t fill_unix_time(const DeviceKey& key, std::uint32_t boot, std::int64_t wall_offset_ms) override {
+        sqlite::Statement& fill = store_.fill_unix_time_;
+        fill.reset();
+        fill.bind_text(1, key.device)
+            .bind_int64(2, as_db_int(key.incarnation))
+            .bind_int64(3, boot)
+            .bind_int64(4, wall_offset_ms);
+        fill.step();
+        return static_cast<std::uint64_t>(store_.db_.changes());
+    }
+
+    void save_watermark(const DeviceKey& key, std::uint64_t watermark, std::int64_t now_unix_ms) override {
+        sqlite::Statement& save = store_.save_watermark_;
+        save.reset();
+        save.bind_text(1, key.device)
+            .bind_int64(2, as_db_int(key.incarnation))
+            .bind_int64(3, static_cast<std::int64_t>(watermark))
+            .bind_int64(4, now_unix_ms);
+        save.step();
+    }
+
+    void add_dead_letter(const Rejected& rejected, std::int64_t received_unix_ms) override {
+        sqlite::Statement& add = store_.add_dead_letter_;
+        add.reset();
+        add.bind_int64(1, received_unix_ms)
+            .bind_text(2, rejected.topic)
+            .bind_text(3, rejected.error)
+            .bind_blob(4, rejected.payload);
+        add.step();
+    }
+
+    void upsert_device(const DeviceStatus& status, std::int64_t received_unix_ms) override {
+        sqlite::Statement& upsert = store_.upsert_device_;
+        const protocol::StatusMessage& message = status.status;
+        upsert.reset();
+        upsert.bind_text(1, status.device)
+            .bind_int64(2, message.state == protocol::DeviceState::Online ? 1 : 0)
+            .bind_int64(3, as_db_int(message.incarnation))
+            .bind_int64(4, message.boot)
+            .bind_text(5, std::string_view(message.firmware_version,
+                                           strnlen(message.firmware_version, sizeof(message.firmware_version))))
+            .bind_int64(6, received_unix_ms);
+        upsert.step();
+    }
+
+    void add_telemetry(const DeviceTelemetry& telemetry, std::int64_t received_unix_ms) override {
+        sqlite::Statement& add = store_.add_telemetry_;
+        const protocol::Telemetry& t = telemetry.telemetry;
+        // Counts above 2^63-1 were rejected at decode.
+        add.reset();
+        add.bind_text(1, telemetry.device)
+            .bind_int64(2, received_unix_ms)
+            .bind_int64(3, as_db_int(t.incarnation))
+            .bind_int64(4, t.boot)
+            .bind_int64(5, static_cast<std::int64_t>(t.uptime_ms))
+            .bind_int64(6, static_cast<std::int64_t>(t.held))
+            .bind_int64(7, static_cast<std::int64_t>(t.oldest_unacked_age_ms))
+            .bind_int64(8, static_cast<std::int64_t>(t.dropped))
+            .bind_int64(9, t.reconnects)
+            .bind_int64(10, static_cast<std::int64_t>(t.next_seq))
+            .bind_int64(11, static_cast<std::int64_t>(t.acked_through));
+        add.step();
+    }
+
+    void commit() override { transaction_.commit(); }
+
+private:
+    SqliteStore& store_;
+    sqlite::Transaction transaction_;
+};
+
+SqliteStore::SqliteStore(const StoreOptions& options) : db_(options.path) {
+    db_.exec(fmt::format("PRAGMA busy_timeout = {}", options.busy_timeout_ms));
+    // Before anything writes to the file (even the journal mode is stored in it).
+    refuse_newer(db_);
+    {
+        sqlite::Statement mode = db_.prepare("PRAGMA journal_mode = WAL");
+        mode.step();
+        journal_mode_ = mode.column_text(0);
+    }
+    db_.exec(synchronous_pragma(options.synchronous));
+    migrate(db_);
+
+    insert_reading_ = db_.prepare(
+        "INSERT OR IGNORE INTO readings"
+        " (device, incarnation, seq, boot, channel, mono_ms, unix_ms, value, received_unix_ms)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+    // A sum beyond 2^63-1 would turn into a REAL in SQLite: such rows stay NULL
+    // (unsynchronised), as insert_readings leaves them. mono_ms >= 0, so only a
+    // positive offset can overflow, and 2^63-1 - ?4 cannot overflow then.
+    fill_unix_time_ = db_.prepare(
+        "UPDATE readings SET unix_ms = mono_ms + ?4"
+        " WHERE device = ?1 AND incarnation = ?2 AND boot = ?3 AND unix_ms IS NULL"
+        " AND (?4 <= 0 OR mono_ms <= 9223372036854775807 - ?4)");
+    save_watermark_ = db_.prepare(
+        "INSERT INTO watermarks (device, incarnation, watermark, updated_unix_ms) VALUES (?1, ?2, ?3, ?4)"
+        " ON CONFLICT (device, incarnation) DO UPDATE"
+        " SET watermark = excluded.watermark, updated_unix_ms = excluded.updated_unix_ms");
+    add_dead_letter_ = db_.prepare(
+        "INSERT INTO dead_letters (received_unix_ms, topic, error, payload) VALUES (?1, ?2, ?3, ?4)");
+    upsert_device_ = db_.prepare(
+        "INSERT INTO devices (device, online, incarnation, boot, firmware_version, updated_unix_ms)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+        " ON CONFLICT (device) DO UPDATE SET online = excluded.online, incarnation = excluded.incarnation,"
+        " boot = excluded.boot, firmware_version = excluded.firmware_version,"
+        " updated_unix_ms = excluded.updated_unix_ms");
+    add_telemetry_ = db_.prepare(
+        "INSERT INTO device_health (device, received_unix_ms, incarnation, boot, uptime_ms, held,"
+        " oldest_unacked_age_ms, dropped, reconnects, next_seq, acked_through)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
+    load_watermark_ = db_.prepare("SELECT watermark FROM watermarks WHERE device = ?1 AND incarnation = ?2");
+    // Gaps and islands: within one run of consecutive seqs, seq - row_number is constant.
+    load_ranges_ = db_.prepare(
+        "SELECT MIN(seq), MAX(seq) FROM ("
+        "  SELECT seq, seq - ROW_NUMBER() OVER (ORDER BY seq) AS island FROM readings"
+        "  WHERE device = ?1 AND incarnation = ?2 AND seq > ?3"
+        ") GROUP BY island ORDER BY 1");
+}
+
+SqliteStore::~SqliteStore() = default;
+
+std::unique_ptr<StoreTransaction> SqliteStore::begin() { return std::make_unique<SqliteStoreTransaction>(*this); }
+
+StoredWatermark SqliteStore::load_watermark(const DeviceKey& key) {
+    StoredWatermark stored;
+    load_watermark_.reset();
+    load_watermark_.bind_text(1, key.device).bind_int64(2, as_db_int(key.incarnation));
+    if (load_watermark_.step()) stored.watermark = static_cast<std::uint64_t>(load_watermark_.column_int64(0));
+    load_watermark_.reset();
+
+    load_ranges_.reset();
+    load_ranges_.bind_text(1, key.device)
+        .bind_int64(2, as_db_int(key.incarnation))
+        .bind_int64(3, static_cast<std::int64_t>(stored.watermark));
+    while (load_ranges_.step()) {
+        stored.ranges_above.push_back({static_cast<std::uint64_t>(load_ranges_.column_int64(0)),
+                                       static_cast<std::uint64_t>(load_ranges_.column_int64(1))});
+    }
+    load_ranges_.reset();
+    return stored;
+}
+
+}  // namespace fieldlink::gateway
