@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "fieldlink/protocol/little_endian.hpp"
+#include "fieldlink/protocol/values.hpp"
 
 namespace fieldlink::protocol {
 namespace {
@@ -40,11 +41,6 @@ void seal(std::uint8_t* data, std::size_t body_length) noexcept {
 }
 
 bool is_printable(char c) noexcept { return c >= 0x20 && c <= 0x7e; }
-
-// NaN has no meaning as a reading and SQLite would store it as NULL.
-bool is_nan_bits(std::uint64_t bits) noexcept {
-    return (bits & 0x7FF0000000000000ULL) == 0x7FF0000000000000ULL && (bits & 0x000FFFFFFFFFFFFFULL) != 0;
-}
 
 std::size_t bounded_length(const char* text, std::size_t max) noexcept {
     std::size_t n = 0;
@@ -95,7 +91,7 @@ Record BatchView::record(std::size_t index) const noexcept {
     Record r;
     r.channel = p[0];
     r.mono_ms = get_u64(p + 1);
-    r.value = std::bit_cast<double>(get_u64(p + 9));
+    r.value = value_from_bits(get_u64(p + 9));
     return r;
 }
 
@@ -107,7 +103,7 @@ Status encode_batch(const BatchHeader& header, const Record* records, std::uint8
     if (header.first_seq == 0 || header.floor_seq > header.first_seq) return Status::InvalidArgument;
     if (header.first_seq - 1 > UINT64_MAX - header.count) return Status::InvalidArgument;
     for (std::size_t i = 0; i < header.count; ++i) {
-        if (is_nan_bits(std::bit_cast<std::uint64_t>(records[i].value))) return Status::InvalidArgument;
+        if (is_nan(records[i].value)) return Status::InvalidArgument;
     }
     const std::size_t length = kBatchHeaderSize + header.count * kRecordSize + kCrcSize;
     if (out == nullptr || capacity < length) return Status::BufferTooSmall;
@@ -125,7 +121,7 @@ Status encode_batch(const BatchHeader& header, const Record* records, std::uint8
     for (std::size_t i = 0; i < header.count; ++i, p += kRecordSize) {
         p[0] = records[i].channel;
         put_u64(p + 1, records[i].mono_ms);
-        put_u64(p + 9, std::bit_cast<std::uint64_t>(records[i].value));
+        put_u64(p + 9, value_bits(records[i].value));
     }
     seal(out, length - kCrcSize);
     if (written != nullptr) *written = length;

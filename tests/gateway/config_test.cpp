@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -216,6 +217,33 @@ TEST(CommandLine, HelpExitsZeroAndMentionsEveryOption) {
                                "--queue", "--synchronous", "--log-level", "--stats-interval", "--print-config"}) {
         EXPECT_NE(cl.message.find(option), std::string::npos) << option;
     }
+}
+
+// One table drives the file, the command line and --print-config: every key
+// is documented in the shipped file and printed.
+TEST(Config, EveryKeyIsShippedPrintedAndOnTheCommandLine) {
+    std::ifstream shipped(FIELDLINK_SOURCE_DIR "/config/gateway.toml");
+    std::stringstream text;
+    text << shipped.rdbuf();
+    const std::string printed = to_toml(Config{});
+    ASSERT_FALSE(config_key_names().empty());
+    for (const std::string& name : config_key_names()) {
+        const std::string key = name.substr(name.find('.') + 1);
+        EXPECT_NE(text.str().find("\n" + key + " = "), std::string::npos) << name << " missing in config/gateway.toml";
+        EXPECT_NE(printed.find("\n" + key + " = "), std::string::npos) << name << " missing in --print-config";
+    }
+}
+
+TEST(CommandLine, BadValueNamesTheOptionAndTheKey) {
+    const CommandLine cl = parse({"--queue", "0"});
+    ASSERT_TRUE(cl.exit_code);
+    EXPECT_NE(cl.message.find("--queue (pipeline.queue): must be an integer from 1 to 1000000, got \"0\""),
+              std::string::npos)
+        << cl.message;
+    const CommandLine choice = parse({"--synchronous", "off"});
+    EXPECT_NE(choice.message.find("must be one of \"full\", \"normal\""), std::string::npos) << choice.message;
+    const CommandLine empty = parse({"--db", ""});
+    EXPECT_NE(empty.message.find("a non-empty string"), std::string::npos) << empty.message;
 }
 
 TEST(CommandLine, PrintConfigFlag) {

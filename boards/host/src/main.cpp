@@ -14,6 +14,7 @@
 #include "fieldlink/boards/host/simulated_sensors.hpp"
 #include "fieldlink/boards/host/system_random.hpp"
 #include "fieldlink/boards/host/tcp_transport.hpp"
+#include "fieldlink/hal/clock.hpp"
 #include "fieldlink/boards/host/options.hpp"
 #include "fieldlink/reader/ram_store.hpp"
 #include "fieldlink/reader/reader.hpp"
@@ -45,11 +46,6 @@ void install_signal_handlers() {
     sigaction(SIGINT, &action, nullptr);
     sigaction(SIGTERM, &action, nullptr);
     signal(SIGPIPE, SIG_IGN);
-}
-
-std::uint32_t wait_until(std::uint64_t deadline, std::uint64_t now, std::uint32_t cap) {
-    if (deadline <= now) return 0;
-    return deadline - now < cap ? static_cast<std::uint32_t>(deadline - now) : cap;
 }
 
 int run(const Options& options) {
@@ -165,7 +161,7 @@ int run(const Options& options) {
                 break;
             }
         }
-        reader.poll(wait_until(draining ? drain_deadline : stop_at, now, kMaxWaitMs));
+        reader.poll(hal::ms_until(draining ? drain_deadline : stop_at, now, kMaxWaitMs));
     }
     reader.shutdown();
 

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "fieldlink/protocol/codec.hpp"
+#include "fieldlink/protocol/text.hpp"
 #include "fieldlink/protocol/topics.hpp"
 #include "fieldlink/reader/reader.hpp"
 
@@ -47,9 +48,7 @@ bool parse_channel_period(std::string_view text, unsigned* channel, std::uint32_
 
 bool parse_hex_u64(std::string_view text, std::uint64_t* value) {
     if (text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) text.remove_prefix(2);
-    if (text.empty() || text.size() > 16) return false;
-    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), *value, 16);
-    return error == std::errc() && end == text.data() + text.size();
+    return protocol::parse_hex_u64(text.data(), text.size(), value);
 }
 
 bool parse_log_level(std::string_view text, LogLevel* level) {

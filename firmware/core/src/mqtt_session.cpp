@@ -7,11 +7,7 @@ namespace fieldlink::mqtt {
 namespace {
 
 std::uint32_t remaining_ms(std::uint64_t start, std::uint64_t duration, std::uint64_t now) noexcept {
-    const std::uint64_t deadline = start + duration;
-    if (now >= deadline) return 0;
-    const std::uint64_t left = deadline - now;
-    return left > std::numeric_limits<std::uint32_t>::max() ? std::numeric_limits<std::uint32_t>::max()
-                                                            : static_cast<std::uint32_t>(left);
+    return hal::ms_until(start + duration, now, std::numeric_limits<std::uint32_t>::max());
 }
 
 }  // namespace

@@ -5,11 +5,6 @@
 namespace fieldlink::reader {
 namespace {
 
-std::uint32_t clamp_wait(std::uint64_t deadline, std::uint64_t now, std::uint32_t wait) noexcept {
-    if (deadline <= now) return 0;
-    const std::uint64_t left = deadline - now;
-    return left < wait ? static_cast<std::uint32_t>(left) : wait;
-}
 
 mqtt::SessionConfig session_config(const ReaderConfig& config) noexcept {
     mqtt::SessionConfig session;
@@ -169,12 +164,12 @@ void Reader::poll(std::uint32_t max_wait_ms) noexcept {
 std::uint32_t Reader::wait_budget(std::uint64_t now, std::uint32_t max_wait_ms) const noexcept {
     std::uint32_t wait = max_wait_ms;
     std::uint64_t at = 0;
-    if (sampler_.next_due_ms(&at)) wait = clamp_wait(at, now, wait);
-    if (link_ == LinkState::Offline) return clamp_wait(reconnect_at_ms_, now, wait);
+    if (sampler_.next_due_ms(&at)) wait = hal::ms_until(at, now, wait);
+    if (link_ == LinkState::Offline) return hal::ms_until(reconnect_at_ms_, now, wait);
     if (link_ == LinkState::Ready && window_.ack_deadline_ms(config_.ack_timeout_ms, &at)) {
-        wait = clamp_wait(at, now, wait);
+        wait = hal::ms_until(at, now, wait);
     }
-    if (link_ == LinkState::Ready && telemetry_.next_due_ms(&at)) wait = clamp_wait(at, now, wait);
+    if (link_ == LinkState::Ready && telemetry_.next_due_ms(&at)) wait = hal::ms_until(at, now, wait);
     return wait;
 }
 

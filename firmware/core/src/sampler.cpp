@@ -1,5 +1,7 @@
 #include "fieldlink/reader/sampler.hpp"
 
+#include "fieldlink/protocol/values.hpp"
+
 namespace fieldlink::reader {
 
 Sampler::Sampler(ReadingStore& store, hal::Sensors& sensors, ReaderEvents* events) noexcept
@@ -29,7 +31,7 @@ void Sampler::sample_due(std::uint64_t now) noexcept {
         double value = 0.0;
         hal::SensorStatus sensed = sensors_.read(channel, &value);
         // NaN means "no value": the protocol cannot carry it, so it is never stored.
-        if (sensed == hal::SensorStatus::Ok && __builtin_isnan(value)) sensed = hal::SensorStatus::NoValue;
+        if (sensed == hal::SensorStatus::Ok && protocol::is_nan(value)) sensed = hal::SensorStatus::NoValue;
         if (sensed == hal::SensorStatus::Ok) {
             protocol::Record record;
             record.channel = channel;

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "fieldlink/protocol/little_endian.hpp"
+#include "fieldlink/protocol/values.hpp"
 
 namespace fieldlink::spool {
 namespace {
@@ -84,10 +85,7 @@ void encode_reading(const protocol::Record& record, std::uint32_t boot, std::uin
     put_u32(out + 4, boot);
     put_u32(out + 8, seq_delta);
     put_u64(out + 12, record.mono_ms);
-    std::uint64_t bits = 0;
-    static_assert(sizeof bits == sizeof record.value);
-    std::memcpy(&bits, &record.value, sizeof bits);
-    put_u64(out + 20, bits);
+    put_u64(out + 20, protocol::value_bits(record.value));
     put_u32(out + kSlotCrcOffset, slot_crc(out, incarnation, sector_seq));
 }
 
@@ -119,8 +117,7 @@ void decode_slot(const std::uint8_t* in, const SectorHeader& header, Slot* slot)
         slot->seq = header.base_seq + get_u32(in + 8);
         slot->record.channel = in[1];
         slot->record.mono_ms = get_u64(in + 12);
-        const std::uint64_t bits = get_u64(in + 20);
-        std::memcpy(&slot->record.value, &bits, sizeof bits);
+        slot->record.value = protocol::value_from_bits(get_u64(in + 20));
         slot->kind = Kind::Reading;
         return;
     }

@@ -1,180 +1,243 @@
 #include "fieldlink/gateway/app/config.hpp"
 
+#include "fieldlink/gateway/ingest/broker_uri.hpp"
+
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <fstream>
-#include <functional>
-#include <initializer_list>
+#include <map>
+#include <span>
 #include <sstream>
-#include <vector>
+#include <variant>
 
 namespace fieldlink::gateway {
 namespace {
+
+// ---------------------------------------------------------------------------
+// The table of keys
+// ---------------------------------------------------------------------------
 
 struct IntRange {
     std::int64_t min;
     std::int64_t max;
 };
 
-// Limits shared by the TOML reader and the command line.
-constexpr IntRange kKeepAliveRange{0, 65535};
-constexpr IntRange kBusyTimeoutRange{0, 600000};
-constexpr IntRange kBatchRowsRange{1, 100000};
-constexpr IntRange kBatchDelayRange{0, 10000};
-constexpr IntRange kQueueRange{1, 1000000};
-constexpr IntRange kStatsIntervalRange{0, 86400};
+using Value = std::variant<std::string, std::int64_t>;
 
-constexpr std::string_view kBrokerSchemes[] = {"tcp://", "mqtt://", "ssl://", "mqtts://", "ws://", "wss://"};
+enum class Kind {
+    Text,     // a string; `check_text` may refuse some
+    Integer,  // within `range`
+    Choice,   // one of `choices`
+};
 
-// Empty when fine, else what is wrong.
+// Empty when the text is fine, else what is expected instead.
+using TextCheck = std::string (*)(const std::string& text);
+
+struct KeySpec {
+    std::string_view section;    // TOML table
+    std::string_view key;        // TOML key
+    std::string_view option;     // command-line option
+    std::string_view type_name;  // placeholder in --help
+    std::string_view help;
+    Kind kind;
+    IntRange range{0, 0};                      // Integer
+    std::span<const std::string_view> choices;  // Choice
+    TextCheck check_text = nullptr;            // Text
+    Value (*get)(const Config&);
+    void (*set)(Config&, const Value&);
+
+    std::string name() const { return fmt::format("{}.{}", section, key); }
+};
+
+template <std::string Config::*Member>
+Value get_text(const Config& c) {
+    return c.*Member;
+}
+template <std::string Config::*Member>
+void set_text(Config& c, const Value& v) {
+    c.*Member = std::get<std::string>(v);
+}
+template <std::int64_t Config::*Member>
+Value get_integer(const Config& c) {
+    return c.*Member;
+}
+template <std::int64_t Config::*Member>
+void set_integer(Config& c, const Value& v) {
+    c.*Member = std::get<std::int64_t>(v);
+}
+
 std::string check_broker_uri(const std::string& uri) {
-    for (const std::string_view scheme : kBrokerSchemes) {
-        if (uri.size() > scheme.size() && uri.compare(0, scheme.size(), scheme) == 0) return {};
-    }
-    return "a URI such as tcp://127.0.0.1:1883 (schemes: tcp, mqtt, ssl, mqtts, ws, wss)";
+    return parse_broker_uri(uri) ? std::string() : std::string(kBrokerUriExpected);
 }
 
-std::optional<Synchronous> parse_synchronous(std::string_view text) {
-    if (text == "full") return Synchronous::Full;
-    if (text == "normal") return Synchronous::Normal;
-    return std::nullopt;
+constexpr std::string_view kSynchronousChoices[] = {"full", "normal"};
+Value get_synchronous(const Config& c) { return std::string(to_string(c.synchronous)); }
+void set_synchronous(Config& c, const Value& v) {
+    c.synchronous = std::get<std::string>(v) == "normal" ? Synchronous::Normal : Synchronous::Full;
 }
+
+constexpr std::string_view kLogLevelChoices[] = {"error", "warn", "info", "debug"};
+Value get_log_level(const Config& c) { return std::string(to_string(c.log_level)); }
+void set_log_level(Config& c, const Value& v) { c.log_level = *parse_log_level(std::get<std::string>(v)); }
+
+// In this order in --help, --print-config and config/gateway.toml.
+constexpr KeySpec kKeys[] = {
+    {"mqtt", "broker", "--broker", "URI", "MQTT broker (tcp://, mqtt://, ssl://, ws://...)", Kind::Text, {}, {},
+     check_broker_uri, get_text<&Config::broker>, set_text<&Config::broker>},
+    {"mqtt", "client_id", "--client-id", "ID", "MQTT client id; keep it fixed (persistent session)", Kind::Text, {},
+     {}, nullptr, get_text<&Config::client_id>, set_text<&Config::client_id>},
+    {"mqtt", "keep_alive_s", "--keep-alive", "S", "MQTT keep-alive s, 0 = off", Kind::Integer, {0, 65535}, {},
+     nullptr, get_integer<&Config::keep_alive_s>, set_integer<&Config::keep_alive_s>},
+    {"database", "path", "--db", "PATH", "SQLite database file, created if missing", Kind::Text, {}, {}, nullptr,
+     get_text<&Config::db_path>, set_text<&Config::db_path>},
+    {"database", "synchronous", "--synchronous", "full|normal", "full: on disk before the ack; normal: faster, unsafe",
+     Kind::Choice, {}, kSynchronousChoices, nullptr, get_synchronous, set_synchronous},
+    {"database", "busy_timeout_ms", "--busy-timeout-ms", "N", "wait for a locked database", Kind::Integer,
+     {0, 600000}, {}, nullptr, get_integer<&Config::busy_timeout_ms>, set_integer<&Config::busy_timeout_ms>},
+    {"pipeline", "batch_rows", "--batch-rows", "N", "commit after this many readings", Kind::Integer, {1, 100000},
+     {}, nullptr, get_integer<&Config::batch_rows>, set_integer<&Config::batch_rows>},
+    {"pipeline", "batch_delay_ms", "--batch-delay-ms", "N", "...or this long after the first", Kind::Integer,
+     {0, 10000}, {}, nullptr, get_integer<&Config::batch_delay_ms>, set_integer<&Config::batch_delay_ms>},
+    {"pipeline", "queue", "--queue", "N", "messages waiting for the database", Kind::Integer, {1, 1000000}, {},
+     nullptr, get_integer<&Config::queue>, set_integer<&Config::queue>},
+    {"log", "level", "--log-level", "error|warn|info|debug", "stderr log level", Kind::Choice, {}, kLogLevelChoices,
+     nullptr, get_log_level, set_log_level},
+    {"log", "stats_interval_s", "--stats-interval", "S", "s between stats lines, 0 = off", Kind::Integer,
+     {0, 86400}, {}, nullptr, get_integer<&Config::stats_interval_s>, set_integer<&Config::stats_interval_s>},
+};
+
+// ---------------------------------------------------------------------------
+// Checking a value (the same for the file and the command line)
+// ---------------------------------------------------------------------------
+
+std::string expected_choice(const KeySpec& spec) {
+    std::string expected = "one of ";
+    for (std::size_t i = 0; i < spec.choices.size(); ++i) {
+        expected += fmt::format("{}\"{}\"", i == 0 ? "" : ", ", spec.choices[i]);
+    }
+    return expected;
+}
+
+std::string expected_integer(const KeySpec& spec) {
+    return fmt::format("an integer from {} to {}", spec.range.min, spec.range.max);
+}
+
+// What `spec` expects, or empty when `value` is fine. `value` holds the right alternative.
+std::string problem_with(const KeySpec& spec, const Value& value) {
+    switch (spec.kind) {
+        case Kind::Text: {
+            const auto& text = std::get<std::string>(value);
+            if (text.empty()) return "a non-empty string";
+            return spec.check_text != nullptr ? spec.check_text(text) : std::string();
+        }
+        case Kind::Integer: {
+            const std::int64_t v = std::get<std::int64_t>(value);
+            return v < spec.range.min || v > spec.range.max ? expected_integer(spec) : std::string();
+        }
+        case Kind::Choice: {
+            const auto& text = std::get<std::string>(value);
+            for (const std::string_view c : spec.choices) {
+                if (text == c) return {};
+            }
+            return expected_choice(spec);
+        }
+    }
+    return "a valid value";
+}
+
+std::string show(const Value& value) {
+    if (const auto* text = std::get_if<std::string>(&value)) return fmt::format("\"{}\"", *text);
+    return fmt::to_string(std::get<std::int64_t>(value));
+}
+
+// ---------------------------------------------------------------------------
+// TOML
+// ---------------------------------------------------------------------------
 
 std::string_view describe(toml::node_type type) {
     switch (type) {
-        case toml::node_type::string:
-            return "a string";
-        case toml::node_type::integer:
-            return "an integer";
-        case toml::node_type::floating_point:
-            return "a floating-point number";
-        case toml::node_type::boolean:
-            return "a boolean";
-        case toml::node_type::table:
-            return "a table";
-        case toml::node_type::array:
-            return "an array";
+        case toml::node_type::string: return "a string";
+        case toml::node_type::integer: return "an integer";
+        case toml::node_type::floating_point: return "a floating-point number";
+        case toml::node_type::boolean: return "a boolean";
+        case toml::node_type::table: return "a table";
+        case toml::node_type::array: return "an array";
         case toml::node_type::date:
         case toml::node_type::time:
-        case toml::node_type::date_time:
-            return "a date/time";
-        case toml::node_type::none:
-            break;
+        case toml::node_type::date_time: return "a date/time";
+        case toml::node_type::none: break;
     }
     return "nothing";
-}
-
-// One key of the file: where it is and how to read it.
-class KeyReader {
-public:
-    KeyReader(const std::string& source, std::string_view section, std::string_view key, const toml::node& node)
-        : source_(source), name_(fmt::format("{}.{}", section, key)), node_(node) {}
-
-    std::string string(bool allow_empty = false) const {
-        const auto* value = node_.as_string();
-        if (value == nullptr) fail("a string", got());
-        if (!allow_empty && value->get().empty()) fail("a non-empty string", "an empty string");
-        return value->get();
-    }
-
-    std::int64_t integer(IntRange range) const {
-        const auto* value = node_.as_integer();
-        const std::string expected = fmt::format("an integer from {} to {}", range.min, range.max);
-        if (value == nullptr) fail(expected, got());
-        const std::int64_t v = value->get();
-        if (v < range.min || v > range.max) fail(expected, fmt::to_string(v));
-        return v;
-    }
-
-    std::string choice(std::initializer_list<std::string_view> choices) const {
-        std::string expected = "one of ";
-        for (const std::string_view c : choices) {
-            expected += fmt::format("{}\"{}\"", expected.size() > 7 ? ", " : "", c);
-        }
-        const auto* value = node_.as_string();
-        if (value == nullptr) fail(expected, got());
-        for (const std::string_view c : choices) {
-            if (value->get() == c) return value->get();
-        }
-        fail(expected, fmt::format("\"{}\"", value->get()));
-    }
-
-    [[noreturn]] void fail(std::string_view expected, std::string_view got) const {
-        throw ConfigError(fmt::format("{}: '{}' must be {}, got {}", where(), name_, expected, got));
-    }
-    std::string where() const {
-        const auto& begin = node_.source().begin;
-        return fmt::format("{}:{}:{}", source_, begin.line, begin.column);
-    }
-    std::string got() const { return std::string(describe(node_.type())); }
-
-private:
-    const std::string& source_;
-    std::string name_;
-    const toml::node& node_;
-};
-
-struct KeySpec {
-    std::string_view section;
-    std::string_view key;
-    std::function<void(const KeyReader&, Config&)> apply;
-};
-
-const std::vector<KeySpec>& key_specs() {
-    static const std::vector<KeySpec> specs = {
-        {"mqtt", "broker",
-         [](const KeyReader& r, Config& c) {
-             std::string uri = r.string();
-             if (const std::string problem = check_broker_uri(uri); !problem.empty()) {
-                 r.fail(problem, fmt::format("\"{}\"", uri));
-             }
-             c.broker = std::move(uri);
-         }},
-        {"mqtt", "client_id", [](const KeyReader& r, Config& c) { c.client_id = r.string(); }},
-        {"mqtt", "keep_alive_s", [](const KeyReader& r, Config& c) { c.keep_alive_s = r.integer(kKeepAliveRange); }},
-        {"database", "path", [](const KeyReader& r, Config& c) { c.db_path = r.string(); }},
-        {"database", "synchronous",
-         [](const KeyReader& r, Config& c) { c.synchronous = *parse_synchronous(r.choice({"full", "normal"})); }},
-        {"database", "busy_timeout_ms",
-         [](const KeyReader& r, Config& c) { c.busy_timeout_ms = r.integer(kBusyTimeoutRange); }},
-        {"pipeline", "batch_rows", [](const KeyReader& r, Config& c) { c.batch_rows = r.integer(kBatchRowsRange); }},
-        {"pipeline", "batch_delay_ms",
-         [](const KeyReader& r, Config& c) { c.batch_delay_ms = r.integer(kBatchDelayRange); }},
-        {"pipeline", "queue", [](const KeyReader& r, Config& c) { c.queue = r.integer(kQueueRange); }},
-        {"log", "level",
-         [](const KeyReader& r, Config& c) {
-             c.log_level = *parse_log_level(r.choice({"error", "warn", "info", "debug"}));
-         }},
-        {"log", "stats_interval_s",
-         [](const KeyReader& r, Config& c) { c.stats_interval_s = r.integer(kStatsIntervalRange); }},
-    };
-    return specs;
-}
-
-std::string known_keys(std::string_view section) {
-    std::string list;
-    for (const KeySpec& spec : key_specs()) {
-        if (spec.section == section) list += fmt::format("{}{}", list.empty() ? "" : ", ", spec.key);
-    }
-    return list;
-}
-
-std::string known_sections() {
-    std::string list;
-    for (const KeySpec& spec : key_specs()) {
-        const std::string name = fmt::format("[{}]", spec.section);
-        if (list.find(name) == std::string::npos) list += fmt::format("{}{}", list.empty() ? "" : ", ", name);
-    }
-    return list;
 }
 
 std::string position(const std::string& source, const toml::node& node) {
     const auto& begin = node.source().begin;
     return fmt::format("{}:{}:{}", source, begin.line, begin.column);
+}
+
+[[noreturn]] void fail(const std::string& source, const toml::node& node, const KeySpec& spec,
+                       std::string_view expected, std::string_view got) {
+    throw ConfigError(fmt::format("{}: '{}' must be {}, got {}", position(source, node), spec.name(), expected, got));
+}
+
+// Reads one key's node: the right TOML type first, then the same checks as the command line.
+Value read_node(const std::string& source, const toml::node& node, const KeySpec& spec) {
+    Value value;
+    if (spec.kind == Kind::Integer) {
+        const auto* integer = node.as_integer();
+        if (integer == nullptr) fail(source, node, spec, expected_integer(spec), describe(node.type()));
+        value = integer->get();
+    } else {
+        const auto* text = node.as_string();
+        const std::string expected = spec.kind == Kind::Choice ? expected_choice(spec) : "a string";
+        if (text == nullptr) fail(source, node, spec, expected, describe(node.type()));
+        value = text->get();
+        if (spec.kind == Kind::Text && text->get().empty()) fail(source, node, spec, "a non-empty string", "an empty string");
+    }
+    if (const std::string problem = problem_with(spec, value); !problem.empty()) {
+        fail(source, node, spec, problem, show(value));
+    }
+    return value;
+}
+
+std::string joined(const std::vector<std::string>& items) {
+    std::string list;
+    for (const std::string& item : items) list += fmt::format("{}{}", list.empty() ? "" : ", ", item);
+    return list;
+}
+
+std::string known_keys(std::string_view section) {
+    std::vector<std::string> keys;
+    for (const KeySpec& spec : kKeys) {
+        if (spec.section == section) keys.emplace_back(spec.key);
+    }
+    return joined(keys);
+}
+
+std::vector<std::string_view> sections() {
+    std::vector<std::string_view> list;
+    for (const KeySpec& spec : kKeys) {
+        if (list.empty() || list.back() != spec.section) list.push_back(spec.section);
+    }
+    return list;
+}
+
+std::string known_sections() {
+    std::vector<std::string> names;
+    for (const std::string_view section : sections()) names.push_back(fmt::format("[{}]", section));
+    return joined(names);
+}
+
+const KeySpec* find_key(std::string_view section, std::string_view key) {
+    for (const KeySpec& spec : kKeys) {
+        if (spec.section == section && spec.key == key) return &spec;
+    }
+    return nullptr;
 }
 
 // A TOML basic string ("..."), escaped.
@@ -194,10 +257,43 @@ std::string toml_string(const std::string& text) {
     return out + "\"";
 }
 
+std::string toml_value(const Value& value) {
+    if (const auto* text = std::get_if<std::string>(&value)) return toml_string(*text);
+    return fmt::to_string(std::get<std::int64_t>(value));
+}
+
+// ---------------------------------------------------------------------------
+// Command line
+// ---------------------------------------------------------------------------
+
+std::string option_help(const KeySpec& spec) {
+    if (spec.kind == Kind::Integer) return fmt::format("{} ({}..{})", spec.help, spec.range.min, spec.range.max);
+    return std::string(spec.help);
+}
+
+// Parses the command-line text of a key into *out; empty when fine, else what is expected.
+std::string parse_option(const KeySpec& spec, const std::string& text, Value* out) {
+    if (spec.kind == Kind::Integer) {
+        std::int64_t v = 0;
+        const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), v);
+        if (text.empty() || error != std::errc() || end != text.data() + text.size()) return expected_integer(spec);
+        *out = v;
+    } else {
+        *out = text;
+    }
+    return problem_with(spec, *out);
+}
+
 }  // namespace
 
 std::string_view to_string(Synchronous synchronous) noexcept {
     return synchronous == Synchronous::Full ? "full" : "normal";
+}
+
+std::vector<std::string> config_key_names() {
+    std::vector<std::string> names;
+    for (const KeySpec& spec : kKeys) names.push_back(spec.name());
+    return names;
 }
 
 void apply_toml(std::string_view text, const std::string& source, Config& config) {
@@ -227,16 +323,12 @@ void apply_toml(std::string_view text, const std::string& source, Config& config
                                           section, section, describe(section_node.type())));
         }
         for (const auto& [key_name, node] : *table) {
-            const std::string_view key = key_name.str();
-            const KeySpec* spec = nullptr;
-            for (const KeySpec& candidate : key_specs()) {
-                if (candidate.section == section && candidate.key == key) spec = &candidate;
-            }
+            const KeySpec* spec = find_key(section, key_name.str());
             if (spec == nullptr) {
                 throw ConfigError(fmt::format("{}: unknown key '{}.{}'; known keys in [{}]: {}", position(source, node),
-                                              section, key, section, known_keys(section)));
+                                              section, key_name.str(), section, known_keys(section)));
             }
-            spec->apply(KeyReader(source, section, key, node), result);
+            spec->set(result, read_node(source, node, *spec));
         }
     }
     config = std::move(result);
@@ -251,30 +343,17 @@ void apply_toml_file(const std::string& path, Config& config) {
     apply_toml(text.str(), path, config);
 }
 
-std::string to_toml(const Config& c) {
-    return fmt::format(
-        "[mqtt]\n"
-        "broker = {}\n"
-        "client_id = {}\n"
-        "keep_alive_s = {}\n"
-        "\n"
-        "[database]\n"
-        "path = {}\n"
-        "synchronous = {}\n"
-        "busy_timeout_ms = {}\n"
-        "\n"
-        "[pipeline]\n"
-        "batch_rows = {}\n"
-        "batch_delay_ms = {}\n"
-        "queue = {}\n"
-        "\n"
-        "[log]\n"
-        "level = {}\n"
-        "stats_interval_s = {}\n",
-        toml_string(c.broker), toml_string(c.client_id), c.keep_alive_s, toml_string(c.db_path),
-        toml_string(std::string(to_string(c.synchronous))), c.busy_timeout_ms, c.batch_rows, c.batch_delay_ms, c.queue,
-        toml_string(std::string(to_string(c.log_level))),
-        c.stats_interval_s);
+std::string to_toml(const Config& config) {
+    std::string out;
+    std::string_view section;
+    for (const KeySpec& spec : kKeys) {
+        if (spec.section != section) {
+            out += fmt::format("{}[{}]\n", out.empty() ? "" : "\n", spec.section);
+            section = spec.section;
+        }
+        out += fmt::format("# {}\n{} = {}\n", option_help(spec), spec.key, toml_value(spec.get(config)));
+    }
+    return out;
 }
 
 MqttSettings mqtt_settings(const Config& config) {
@@ -320,85 +399,20 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
         app.get_formatter()->column_width(40);
 
         std::string config_file;
-        std::string broker = defaults.broker;
-        std::string client_id = defaults.client_id;
-        std::int64_t keep_alive_s = defaults.keep_alive_s;
-        std::string db_path = defaults.db_path;
-        std::string synchronous(to_string(defaults.synchronous));
-        std::int64_t busy_timeout_ms = defaults.busy_timeout_ms;
-        std::int64_t batch_rows = defaults.batch_rows;
-        std::int64_t batch_delay_ms = defaults.batch_delay_ms;
-        std::int64_t queue = defaults.queue;
-        std::string log_level(to_string(defaults.log_level));
-        std::int64_t stats_interval_s = defaults.stats_interval_s;
-
-        const CLI::Validator broker_uri(
-            [](std::string& uri) {
-                const std::string problem = check_broker_uri(uri);
-                return problem.empty() ? problem : "expected " + problem;
-            },
-            "");
-        const CLI::Validator not_empty([](std::string& text) { return text.empty() ? "must not be empty" : ""; }, "");
-        // Validators print nothing themselves: the type name and help text say what is accepted.
-        const auto range = [](IntRange r) { return CLI::Range(r.min, r.max).description(""); };
-        const auto ranged = [](std::string_view text, IntRange r) {
-            return fmt::format("{} ({}..{})", text, r.min, r.max);
-        };
-
         app.add_option("-c,--config", config_file, "TOML config file; options given here override it")
             ->type_name("FILE")
             ->check(CLI::ExistingFile.description(""));
-        auto* broker_opt = app.add_option("--broker", broker, "MQTT broker (tcp://, mqtt://, ssl://, ws://...)")
-                               ->type_name("URI")
-                               ->check(broker_uri)
-                               ->capture_default_str();
-        auto* client_id_opt =
-            app.add_option("--client-id", client_id, "MQTT client id; keep it fixed (persistent session)")
-                ->type_name("ID")
-                ->check(not_empty)
-                ->capture_default_str();
-        auto* keep_alive_opt =
-            app.add_option("--keep-alive", keep_alive_s, ranged("MQTT keep-alive s, 0 = off", kKeepAliveRange))
-                ->type_name("S")
-                ->check(range(kKeepAliveRange))
-                ->capture_default_str();
-        auto* db_opt = app.add_option("--db", db_path, "SQLite database file, created if missing")
-                           ->type_name("PATH")
-                           ->check(not_empty)
-                           ->capture_default_str();
-        auto* synchronous_opt =
-            app.add_option("--synchronous", synchronous, "full: on disk before the ack; normal: faster, unsafe")
-                ->type_name("full|normal")
-                ->check(CLI::IsMember({"full", "normal"}).description(""))
-                ->capture_default_str();
-        auto* busy_opt = app.add_option("--busy-timeout-ms", busy_timeout_ms,
-                                        ranged("wait for a locked database", kBusyTimeoutRange))
-                             ->type_name("N")
-                             ->check(range(kBusyTimeoutRange))
-                             ->capture_default_str();
-        auto* rows_opt =
-            app.add_option("--batch-rows", batch_rows, ranged("commit after this many readings", kBatchRowsRange))
-                ->type_name("N")
-                ->check(range(kBatchRowsRange))
-                ->capture_default_str();
-        auto* delay_opt = app.add_option("--batch-delay-ms", batch_delay_ms,
-                                         ranged("...or this long after the first", kBatchDelayRange))
-                              ->type_name("N")
-                              ->check(range(kBatchDelayRange))
-                              ->capture_default_str();
-        auto* queue_opt = app.add_option("--queue", queue, ranged("messages waiting for the database", kQueueRange))
-                              ->type_name("N")
-                              ->check(range(kQueueRange))
-                              ->capture_default_str();
-        auto* level_opt = app.add_option("--log-level", log_level, "stderr log level")
-                              ->type_name("error|warn|info|debug")
-                              ->check(CLI::IsMember({"error", "warn", "info", "debug"}).description(""))
-                              ->capture_default_str();
-        auto* stats_opt = app.add_option("--stats-interval", stats_interval_s,
-                                         ranged("s between stats lines, 0 = off", kStatsIntervalRange))
-                              ->type_name("S")
-                              ->check(range(kStatsIntervalRange))
-                              ->capture_default_str();
+
+        // One option per key; the texts are checked after parsing, like the file's values.
+        std::map<const KeySpec*, std::string> texts;
+        std::map<const KeySpec*, CLI::Option*> options;
+        for (const KeySpec& spec : kKeys) {
+            std::string& text = texts[&spec];
+            CLI::Option* option = app.add_option(std::string(spec.option), text, option_help(spec))
+                                      ->type_name(std::string(spec.type_name))
+                                      ->default_str(toml_value(spec.get(defaults)));
+            options[&spec] = option;
+        }
         app.add_flag("--print-config", result.print_config, "print the effective configuration as TOML and exit");
         app.set_version_flag("--version", "fieldlink-gateway " FIELDLINK_VERSION);
 
@@ -415,21 +429,16 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
 
         Config config = defaults;
         if (!config_file.empty()) apply_toml_file(config_file, config);
-        if (broker_opt->count() > 0) config.broker = broker;
-        if (client_id_opt->count() > 0) config.client_id = client_id;
-        if (keep_alive_opt->count() > 0) config.keep_alive_s = keep_alive_s;
-        if (db_opt->count() > 0) config.db_path = db_path;
-        if (synchronous_opt->count() > 0) config.synchronous = *parse_synchronous(synchronous);
-        if (busy_opt->count() > 0) config.busy_timeout_ms = busy_timeout_ms;
-        if (rows_opt->count() > 0) config.batch_rows = batch_rows;
-        if (delay_opt->count() > 0) config.batch_delay_ms = batch_delay_ms;
-        if (queue_opt->count() > 0) config.queue = queue;
-        if (level_opt->count() > 0) config.log_level = *parse_log_level(log_level);
-        if (stats_opt->count() > 0) config.stats_interval_s = stats_interval_s;
+        for (const KeySpec& spec : kKeys) {
+            if (options[&spec]->count() == 0) continue;
+            Value value;
+            if (const std::string problem = parse_option(spec, texts[&spec], &value); !problem.empty()) {
+                throw ConfigError(fmt::format("{} ({}): must be {}, got \"{}\"", spec.option, spec.name(), problem,
+                                              texts[&spec]));
+            }
+            spec.set(config, value);
+        }
         result.config = std::move(config);
-    } catch (const ConfigError& e) {
-        result.exit_code = kExitUsage;
-        result.message = fmt::format("fieldlink-gateway: error: {}\n", e.what());
     } catch (const std::exception& e) {
         result.exit_code = kExitUsage;
         result.message = fmt::format("fieldlink-gateway: error: {}\n", e.what());

@@ -5,7 +5,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cmath>
 #include <limits>
 #include <optional>
 #include <set>
@@ -13,7 +12,9 @@
 #include <utility>
 #include <vector>
 
+#include "fieldlink/protocol/text.hpp"
 #include "fieldlink/protocol/topics.hpp"
+#include "fieldlink/protocol/values.hpp"
 
 namespace fieldlink::gateway {
 namespace {
@@ -50,25 +51,6 @@ std::optional<std::int64_t> as_signed(const Json& value) {
     }
     if (value.is_number_integer()) return value.get<std::int64_t>();
     return std::nullopt;
-}
-
-std::optional<std::uint64_t> parse_hex_u64(const std::string& text) {
-    if (text.empty() || text.size() > 16) return std::nullopt;
-    std::uint64_t value = 0;
-    for (const char c : text) {
-        std::uint64_t digit = 0;
-        if (c >= '0' && c <= '9') {
-            digit = static_cast<std::uint64_t>(c - '0');
-        } else if (c >= 'a' && c <= 'f') {
-            digit = static_cast<std::uint64_t>(c - 'a' + 10);
-        } else if (c >= 'A' && c <= 'F') {
-            digit = static_cast<std::uint64_t>(c - 'A' + 10);
-        } else {
-            return std::nullopt;
-        }
-        value = (value << 4) | digit;
-    }
-    return value;
 }
 
 // The body of decode_json_batch; may throw only std::bad_alloc, which the caller catches.
@@ -128,7 +110,11 @@ bool decode_json_body(std::string_view text, BatchBody* out, std::string* error)
         return false;
     }
     std::optional<std::uint64_t> incarnation_value;
-    if (incarnation->is_string()) incarnation_value = parse_hex_u64(incarnation->get_ref<const std::string&>());
+    if (incarnation->is_string()) {
+        const auto& digits = incarnation->get_ref<const std::string&>();
+        std::uint64_t value = 0;
+        if (protocol::parse_hex_u64(digits.data(), digits.size(), &value)) incarnation_value = value;
+    }
     if (!incarnation_value) {
         *error = "'incarnation' must be a string of 1 to 16 hex digits";
         return false;
@@ -246,7 +232,7 @@ std::string_view storable(const BatchBody& body, std::string* detail) {
         return kErrorSeqOutOfRange;
     }
     for (std::size_t i = 0; i < body.records.size(); ++i) {
-        if (std::isnan(body.records[i].value)) {
+        if (protocol::is_nan(body.records[i].value)) {
             *detail = fmt::format("record {} has a NaN value", i);
             return kErrorBadValue;
         }

@@ -1,12 +1,13 @@
 #include "fieldlink/gateway/ingest/tcp_nodelay.hpp"
 
+#include "fieldlink/gateway/ingest/broker_uri.hpp"
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
-#include <charconv>
 #include <cstdlib>
 
 namespace fieldlink::gateway {
@@ -24,20 +25,9 @@ int peer_port_of(int fd) {
 }  // namespace
 
 std::optional<int> plain_tcp_port(std::string_view uri) {
-    std::string_view rest;
-    for (std::string_view scheme : {"tcp://", "mqtt://"}) {
-        if (uri.substr(0, scheme.size()) == scheme) rest = uri.substr(scheme.size());
-    }
-    if (rest.empty()) return std::nullopt;
-    const std::size_t colon = rest.rfind(':');
-    if (colon == std::string_view::npos || rest.find(']', colon) != std::string_view::npos) return 1883;
-    int port = 0;
-    const std::string_view digits = rest.substr(colon + 1);
-    const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
-    if (error != std::errc{} || end != digits.data() + digits.size() || port <= 0 || port > 65535) {
-        return std::nullopt;
-    }
-    return port;
+    const std::optional<BrokerUri> parsed = parse_broker_uri(uri);
+    if (!parsed || parsed->tls || parsed->websocket) return std::nullopt;
+    return parsed->port;
 }
 
 int set_nodelay_to_peer_port(int peer_port) {

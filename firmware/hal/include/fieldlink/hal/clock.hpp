@@ -18,4 +18,13 @@ protected:
     ~Clock() = default;
 };
 
+// Milliseconds from `now` until `deadline` (both Clock::now_ms() values): 0
+// once it has passed, and never more than `cap`. The one way every wait in the
+// firmware is bounded by its next deadline.
+constexpr std::uint32_t ms_until(std::uint64_t deadline, std::uint64_t now, std::uint32_t cap) noexcept {
+    if (deadline <= now) return 0;
+    const std::uint64_t left = deadline - now;
+    return left < cap ? static_cast<std::uint32_t>(left) : cap;
+}
+
 }  // namespace fieldlink::hal

@@ -1,5 +1,7 @@
 // fieldlink-gateway settings: built-in defaults, then a TOML file
 // (config/gateway.toml documents every key), then command-line options.
+// One table of keys (config.cpp, kKeys) drives the TOML reader, the command
+// line and --print-config: adding a setting is a field here and one line there.
 #pragma once
 
 #include <cstdint>
@@ -7,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "fieldlink/gateway/ingest/log.hpp"
 #include "fieldlink/gateway/ingest/paho_broker_link.hpp"
@@ -49,8 +52,12 @@ public:
 void apply_toml(std::string_view text, const std::string& source, Config& config);
 void apply_toml_file(const std::string& path, Config& config);
 
-// The whole configuration as TOML that apply_toml reads back unchanged.
+// The whole configuration as TOML that apply_toml reads back unchanged, each
+// key with its help as a comment.
 std::string to_toml(const Config& config);
+
+// Every key as "section.key", in the order of the table (for tests and docs).
+std::vector<std::string> config_key_names();
 
 std::string_view to_string(Synchronous synchronous) noexcept;
 
