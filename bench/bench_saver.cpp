@@ -1,6 +1,6 @@
 // fieldlink-bench-saver: fieldlink-gateway's pipeline (same Paho link,
 // decoding, bounded queue, group commit, watermark tracker, commit acks),
-// wired like gateway/app/main.cpp, with two knobs the gateway does not have:
+// wired like gateway/app/src/main.cpp, with two knobs the gateway does not have:
 //
 //   --store null    a store that keeps nothing and commits at once: the
 //                   drain's ceiling, what is left when SQLite costs nothing.

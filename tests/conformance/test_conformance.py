@@ -41,8 +41,9 @@ class WireCodec(unittest.TestCase):
         cls.vectors = doc_vectors()
 
     def test_doc_has_the_vectors_this_test_knows(self):
-        self.assertEqual(set(self.vectors), {"batch-unsynced", "batch-synced", "ack", "status-online",
-                                             "status-offline", "telemetry"})
+        # The device side's vectors; the doc also has the gateway's forwarded batch (§10).
+        self.assertLessEqual({"batch-unsynced", "batch-synced", "ack", "status-online", "status-offline",
+                              "telemetry"}, set(self.vectors))
 
     def test_crc32_parameters(self):
         self.assertEqual(wire.crc32(b"123456789"), 0xCBF43926)

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -229,6 +230,11 @@ TEST(Config, EveryKeyIsShippedPrintedAndOnTheCommandLine) {
     ASSERT_FALSE(config_key_names().empty());
     for (const std::string& name : config_key_names()) {
         const std::string key = name.substr(name.find('.') + 1);
+        if (name.rfind("upstream.", 0) == 0) {
+            // None is shipped: each key is documented in the commented [[upstream]] part.
+            EXPECT_NE(text.str().find("\n#   " + key + " = "), std::string::npos) << name << " undocumented";
+            continue;
+        }
         EXPECT_NE(text.str().find("\n" + key + " = "), std::string::npos) << name << " missing in config/gateway.toml";
         EXPECT_NE(printed.find("\n" + key + " = "), std::string::npos) << name << " missing in --print-config";
     }
@@ -244,6 +250,69 @@ TEST(CommandLine, BadValueNamesTheOptionAndTheKey) {
     EXPECT_NE(choice.message.find("must be one of \"full\", \"normal\""), std::string::npos) << choice.message;
     const CommandLine empty = parse({"--db", ""});
     EXPECT_NE(empty.message.find("a non-empty string"), std::string::npos) << empty.message;
+}
+
+TEST(Config, UpstreamsAreReadInFileOrderAndPrintedBack) {
+    Config config;
+    apply_toml(R"(
+[gateway]
+id = "site-7"
+[[upstream]]
+name = "cluster"
+kind = "mqtt"
+uri = "ssl://broker.example:8883"
+ca_file = "/etc/fieldlink/ca.pem"
+zstd_level = 3
+fresh_first = false
+[[upstream]]
+name = "central-db"
+kind = "postgres"
+conninfo = "host=db dbname=fieldlink"
+max_bytes_per_s = 10000
+)",
+               "t.toml", config);
+    EXPECT_EQ(config.gateway_id, "site-7");
+    ASSERT_EQ(config.upstreams.size(), 2u);
+    EXPECT_EQ(config.upstreams[0].name, "cluster");
+    EXPECT_EQ(config.upstreams[0].uri, "ssl://broker.example:8883");
+    EXPECT_EQ(config.upstreams[0].zstd_level, 3);
+    EXPECT_FALSE(config.upstreams[0].fresh_first);
+    EXPECT_EQ(config.upstreams[0].topic, "fieldlink/v1/{gateway}/{device}/forward") << "default";
+    EXPECT_EQ(config.upstreams[1].kind, "postgres");
+    EXPECT_EQ(config.upstreams[1].max_bytes_per_s, 10000);
+    Config read;
+    apply_toml(to_toml(config), "printed", read);
+    EXPECT_EQ(read, config);
+}
+
+TEST(Config, BadUpstreamsNameTheKeyAndTheUpstream) {
+    const auto error = [](const std::string& table) { return config_error("[[upstream]]\n" + table); };
+    EXPECT_NE(error("kind = \"mqtt\"\nuri = \"tcp://h:1\"\n").find("needs a 'name'"), std::string::npos);
+    EXPECT_NE(error("name = \"a\"\nkind = \"kafka\"\n").find("'upstream[1].kind' must be one of \"mqtt\", \"postgres\""),
+              std::string::npos);
+    EXPECT_NE(error("name = \"a\"\nkind = \"mqtt\"\n").find("upstream 'a' (kind \"mqtt\") needs 'uri'"),
+              std::string::npos);
+    EXPECT_NE(error("name = \"a\"\nkind = \"mqtt\"\nuri = \"localhost:1883\"\n").find("'upstream[1].uri' must be a URI"),
+              std::string::npos);
+    EXPECT_NE(error("name = \"a\"\nkind = \"postgres\"\nconninfo = \"x\"\ntopic = \"t\"\n")
+                  .find("'upstream.topic' belongs to kind \"mqtt\", but upstream 'a' is kind \"postgres\""),
+              std::string::npos);
+    EXPECT_NE(error("name = \"a\"\nkind = \"mqtt\"\nuri = \"tcp://h:1\"\nwindoww = 3\n").find("unknown key 'windoww'"),
+              std::string::npos);
+    EXPECT_NE(config_error("[[upstream]]\nname = \"a\"\nkind = \"postgres\"\nconninfo = \"x\"\n"
+                           "[[upstream]]\nname = \"a\"\nkind = \"postgres\"\nconninfo = \"y\"\n")
+                  .find("two upstreams are named 'a'"),
+              std::string::npos);
+    EXPECT_NE(config_error("upstream = 5\n").find("must be an array of tables"), std::string::npos);
+}
+
+TEST(Config, GatewayIdFromTheHostNameWhenNotSet) {
+    EXPECT_EQ(effective_gateway_id("site-7"), "site-7");
+    const std::string derived = effective_gateway_id("");
+    ASSERT_FALSE(derived.empty());
+    EXPECT_LE(derived.size(), 64u);
+    for (const char c : derived) EXPECT_TRUE(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-');
+    EXPECT_NE(config_error("[gateway]\nid = \"a b\"\n").find("'gateway.id' must be made of"), std::string::npos);
 }
 
 TEST(CommandLine, PrintConfigFlag) {

@@ -142,10 +142,13 @@ TEST_F(SqliteStoreTest, VersionOneFileIsUpgradedAndKeepsItsData) {
         EXPECT_EQ(count(db, "SELECT count(*) FROM sqlite_master WHERE name = 'device_health'"), 0);
     }
     SqliteStore store(options());
-    EXPECT_EQ(schema_version(store.database()), 2);
+    EXPECT_EQ(schema_version(store.database()), kSchemaVersion) << "every step up to the current one";
     EXPECT_EQ(count(store.database(), "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = "
                                       "'device_health'"),
               1);
+    EXPECT_EQ(count(store.database(), "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = "
+                                      "'forward_cursors'"),
+              1) << "v3";
     EXPECT_EQ(count(store.database(), "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = "
                                       "'device_health_by_device'"),
               1);

@@ -3,51 +3,25 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
-#include <fstream>
 #include <map>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "fieldlink/protocol/codec.hpp"
+#include "support/doc_vectors.hpp"
 
 namespace fp = fieldlink::protocol;
 
 namespace {
 
-using Bytes = std::vector<std::uint8_t>;
-
-std::map<std::string, Bytes> load_vectors() {
-    std::ifstream doc(FIELDLINK_PROTOCOL_DOC);
-    EXPECT_TRUE(doc.good()) << "cannot open " << FIELDLINK_PROTOCOL_DOC;
-    std::map<std::string, Bytes> vectors;
-    const std::string marker = "<!-- vector: ";
-    std::string line;
-    while (std::getline(doc, line)) {
-        if (line.rfind(marker, 0) != 0) continue;
-        const std::string name = line.substr(marker.size(), line.find(" -->") - marker.size());
-        std::getline(doc, line);  // opening fence
-        Bytes bytes;
-        while (std::getline(doc, line) && line.rfind("```", 0) != 0) {
-            std::istringstream hex(line);
-            std::string byte;
-            while (hex >> byte) bytes.push_back(static_cast<std::uint8_t>(std::stoul(byte, nullptr, 16)));
-        }
-        vectors[name] = bytes;
-    }
-    return vectors;
-}
+using fieldlink::test::Bytes;
 
 const std::map<std::string, Bytes>& vectors() {
-    static const auto loaded = load_vectors();
+    static const auto loaded = fieldlink::test::load_doc_vectors(FIELDLINK_PROTOCOL_DOC);
     return loaded;
 }
 
-Bytes vector_named(const std::string& name) {
-    auto it = vectors().find(name);
-    EXPECT_NE(it, vectors().end()) << "docs/protocol.md has no vector " << name;
-    return it == vectors().end() ? Bytes{} : it->second;
-}
+Bytes vector_named(const std::string& name) { return fieldlink::test::doc_vector(FIELDLINK_PROTOCOL_DOC, name); }
 
 }  // namespace
 

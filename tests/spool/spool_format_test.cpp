@@ -7,12 +7,10 @@
 
 #include <cstdint>
 #include <cstring>
-#include <fstream>
-#include <map>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "support/doc_vectors.hpp"
 #include "fieldlink/spool/flash_spool.hpp"
 #include "ram_flash.hpp"
 #include "spool_format.hpp"
@@ -20,43 +18,13 @@
 namespace fieldlink::spool {
 namespace {
 
-using Bytes = std::vector<std::uint8_t>;
+using test::Bytes;
 
 constexpr std::uint64_t kIncarnation = 0x1122334455667788ull;
 constexpr hal::FlashGeometry kGeometry{256, 2, 4};
 constexpr std::int64_t kOffset = 1'700'000'000'000;
 
-std::map<std::string, Bytes> load_vectors() {
-    std::ifstream doc(FIELDLINK_SPOOL_README);
-    EXPECT_TRUE(doc.good()) << "cannot open " << FIELDLINK_SPOOL_README;
-    std::map<std::string, Bytes> vectors;
-    const std::string marker = "<!-- vector: ";
-    std::string line;
-    while (std::getline(doc, line)) {
-        if (line.rfind(marker, 0) != 0) continue;
-        const std::string name = line.substr(marker.size(), line.find(" -->") - marker.size());
-        std::getline(doc, line);  // opening fence
-        Bytes bytes;
-        while (std::getline(doc, line) && line.rfind("```", 0) != 0) {
-            std::istringstream hex(line);
-            std::string byte;
-            while (hex >> byte) bytes.push_back(static_cast<std::uint8_t>(std::stoul(byte, nullptr, 16)));
-        }
-        vectors[name] = bytes;
-    }
-    return vectors;
-}
-
-const std::map<std::string, Bytes>& vectors() {
-    static const auto loaded = load_vectors();
-    return loaded;
-}
-
-Bytes vector_named(const std::string& name) {
-    const auto it = vectors().find(name);
-    EXPECT_NE(it, vectors().end()) << "firmware/spool/README.md has no vector " << name;
-    return it == vectors().end() ? Bytes{} : it->second;
-}
+Bytes vector_named(const std::string& name) { return test::doc_vector(FIELDLINK_SPOOL_README, name); }
 
 // The header of the README's sector 0.
 SectorHeader readme_header() {

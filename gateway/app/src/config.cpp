@@ -6,6 +6,9 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include <unistd.h>
+
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -27,53 +30,80 @@ struct IntRange {
     std::int64_t max;
 };
 
-using Value = std::variant<std::string, std::int64_t>;
+using Value = std::variant<std::string, std::int64_t, bool>;
 
 enum class Kind {
-    Text,     // a string; `check_text` may refuse some
-    Integer,  // within `range`
-    Choice,   // one of `choices`
+    Text,          // a non-empty string; `check_text` may refuse some
+    OptionalText,  // a string, empty allowed (the default: not set)
+    Integer,       // within `range`
+    Choice,        // one of `choices`
+    Boolean,
 };
 
 // Empty when the text is fine, else what is expected instead.
 using TextCheck = std::string (*)(const std::string& text);
 
+// One key: where it lives in the file, its command-line option (none for
+// [[upstream]] keys), type, range, help, and how to get and set it on Target
+// (Config, or one UpstreamConfig).
+template <typename Target>
 struct KeySpec {
-    std::string_view section;    // TOML table
+    std::string_view section;    // TOML table ("upstream" for the [[upstream]] array)
     std::string_view key;        // TOML key
-    std::string_view option;     // command-line option
+    std::string_view option;     // command-line option; empty: file only
     std::string_view type_name;  // placeholder in --help
     std::string_view help;
     Kind kind;
     IntRange range{0, 0};                      // Integer
     std::span<const std::string_view> choices;  // Choice
     TextCheck check_text = nullptr;            // Text
-    Value (*get)(const Config&);
-    void (*set)(Config&, const Value&);
+    Value (*get)(const Target&);
+    void (*set)(Target&, const Value&);
+    std::string_view only_for = {};  // [[upstream]]: the kind this key belongs to; empty: every kind
 
     std::string name() const { return fmt::format("{}.{}", section, key); }
 };
 
-template <std::string Config::*Member>
-Value get_text(const Config& c) {
-    return c.*Member;
+template <typename Target, std::string Target::*Member>
+Value get_text(const Target& t) {
+    return t.*Member;
 }
-template <std::string Config::*Member>
-void set_text(Config& c, const Value& v) {
-    c.*Member = std::get<std::string>(v);
+template <typename Target, std::string Target::*Member>
+void set_text(Target& t, const Value& v) {
+    t.*Member = std::get<std::string>(v);
 }
-template <std::int64_t Config::*Member>
-Value get_integer(const Config& c) {
-    return c.*Member;
+template <typename Target, std::int64_t Target::*Member>
+Value get_integer(const Target& t) {
+    return t.*Member;
 }
-template <std::int64_t Config::*Member>
-void set_integer(Config& c, const Value& v) {
-    c.*Member = std::get<std::int64_t>(v);
+template <typename Target, std::int64_t Target::*Member>
+void set_integer(Target& t, const Value& v) {
+    t.*Member = std::get<std::int64_t>(v);
+}
+template <typename Target, bool Target::*Member>
+Value get_bool(const Target& t) {
+    return t.*Member;
+}
+template <typename Target, bool Target::*Member>
+void set_bool(Target& t, const Value& v) {
+    t.*Member = std::get<bool>(v);
 }
 
 std::string check_broker_uri(const std::string& uri) {
     return parse_broker_uri(uri) ? std::string() : std::string(kBrokerUriExpected);
 }
+
+std::string check_id(const std::string& id) {
+    if (id.size() > 64) return "at most 64 characters";
+    for (const char c : id) {
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') {
+            return "made of A-Z a-z 0-9 _ - (at most 64)";
+        }
+    }
+    return {};
+}
+
+std::string check_gateway_id(const std::string& id) { return id.empty() ? std::string() : check_id(id); }
 
 constexpr std::string_view kSynchronousChoices[] = {"full", "normal"};
 Value get_synchronous(const Config& c) { return std::string(to_string(c.synchronous)); }
@@ -85,37 +115,116 @@ constexpr std::string_view kLogLevelChoices[] = {"error", "warn", "info", "debug
 Value get_log_level(const Config& c) { return std::string(to_string(c.log_level)); }
 void set_log_level(Config& c, const Value& v) { c.log_level = *parse_log_level(std::get<std::string>(v)); }
 
+using C = Config;
 // In this order in --help, --print-config and config/gateway.toml.
-constexpr KeySpec kKeys[] = {
+constexpr KeySpec<Config> kKeys[] = {
+    {"gateway", "id", "--gateway-id", "ID", "this gateway's id in forwarded readings; empty: the host name",
+     Kind::OptionalText, {}, {}, check_gateway_id, get_text<C, &C::gateway_id>, set_text<C, &C::gateway_id>},
     {"mqtt", "broker", "--broker", "URI", "MQTT broker (tcp://, mqtt://, ssl://, ws://...)", Kind::Text, {}, {},
-     check_broker_uri, get_text<&Config::broker>, set_text<&Config::broker>},
+     check_broker_uri, get_text<C, &C::broker>, set_text<C, &C::broker>},
     {"mqtt", "client_id", "--client-id", "ID", "MQTT client id; keep it fixed (persistent session)", Kind::Text, {},
-     {}, nullptr, get_text<&Config::client_id>, set_text<&Config::client_id>},
+     {}, nullptr, get_text<C, &C::client_id>, set_text<C, &C::client_id>},
     {"mqtt", "keep_alive_s", "--keep-alive", "S", "MQTT keep-alive s, 0 = off", Kind::Integer, {0, 65535}, {},
-     nullptr, get_integer<&Config::keep_alive_s>, set_integer<&Config::keep_alive_s>},
+     nullptr, get_integer<C, &C::keep_alive_s>, set_integer<C, &C::keep_alive_s>},
     {"database", "path", "--db", "PATH", "SQLite database file, created if missing", Kind::Text, {}, {}, nullptr,
-     get_text<&Config::db_path>, set_text<&Config::db_path>},
+     get_text<C, &C::db_path>, set_text<C, &C::db_path>},
     {"database", "synchronous", "--synchronous", "full|normal", "full: on disk before the ack; normal: faster, unsafe",
      Kind::Choice, {}, kSynchronousChoices, nullptr, get_synchronous, set_synchronous},
     {"database", "busy_timeout_ms", "--busy-timeout-ms", "N", "wait for a locked database", Kind::Integer,
-     {0, 600000}, {}, nullptr, get_integer<&Config::busy_timeout_ms>, set_integer<&Config::busy_timeout_ms>},
+     {0, 600000}, {}, nullptr, get_integer<C, &C::busy_timeout_ms>, set_integer<C, &C::busy_timeout_ms>},
     {"pipeline", "batch_rows", "--batch-rows", "N", "commit after this many readings", Kind::Integer, {1, 100000},
-     {}, nullptr, get_integer<&Config::batch_rows>, set_integer<&Config::batch_rows>},
+     {}, nullptr, get_integer<C, &C::batch_rows>, set_integer<C, &C::batch_rows>},
     {"pipeline", "batch_delay_ms", "--batch-delay-ms", "N", "...or this long after the first", Kind::Integer,
-     {0, 10000}, {}, nullptr, get_integer<&Config::batch_delay_ms>, set_integer<&Config::batch_delay_ms>},
+     {0, 10000}, {}, nullptr, get_integer<C, &C::batch_delay_ms>, set_integer<C, &C::batch_delay_ms>},
     {"pipeline", "queue", "--queue", "N", "messages waiting for the database", Kind::Integer, {1, 1000000}, {},
-     nullptr, get_integer<&Config::queue>, set_integer<&Config::queue>},
+     nullptr, get_integer<C, &C::queue>, set_integer<C, &C::queue>},
+    {"retention", "max_age_s", "--retention-max-age", "S",
+     "forwarded readings older than this are deleted, 0 = keep", Kind::Integer, {0, 100LL * 365 * 86400}, {},
+     nullptr, get_integer<C, &C::retention_max_age_s>, set_integer<C, &C::retention_max_age_s>},
+    {"retention", "max_db_bytes", "--retention-max-db-bytes", "BYTES",
+     "oldest readings go when the database is larger, 0 = no limit", Kind::Integer, {0, 1LL << 50}, {}, nullptr,
+     get_integer<C, &C::retention_max_db_bytes>, set_integer<C, &C::retention_max_db_bytes>},
+    {"retention", "min_free_disk_bytes", "--retention-min-free-disk", "BYTES",
+     "oldest readings go when the disk has less free, 0 = no floor", Kind::Integer, {0, 1LL << 50}, {}, nullptr,
+     get_integer<C, &C::retention_min_free_disk_bytes>, set_integer<C, &C::retention_min_free_disk_bytes>},
+    {"retention", "health_max_age_s", "--retention-health-max-age", "S",
+     "device_health rows older than this are deleted, 0 = keep", Kind::Integer, {0, 100LL * 365 * 86400}, {},
+     nullptr, get_integer<C, &C::retention_health_max_age_s>, set_integer<C, &C::retention_health_max_age_s>},
+    {"retention", "dead_letters_max_age_s", "--retention-dead-letters-max-age", "S",
+     "dead letters older than this are deleted, 0 = keep", Kind::Integer, {0, 100LL * 365 * 86400}, {}, nullptr,
+     get_integer<C, &C::retention_dead_letters_max_age_s>, set_integer<C, &C::retention_dead_letters_max_age_s>},
+    {"retention", "interval_s", "--retention-interval", "S", "s between retention checks", Kind::Integer,
+     {1, 86400}, {}, nullptr, get_integer<C, &C::retention_interval_s>, set_integer<C, &C::retention_interval_s>},
+    {"retention", "delete_batch_rows", "--retention-batch-rows", "N",
+     "rows deleted per transaction (small: never stalls ingest)", Kind::Integer, {1, 1000000}, {}, nullptr,
+     get_integer<C, &C::retention_delete_batch_rows>, set_integer<C, &C::retention_delete_batch_rows>},
     {"log", "level", "--log-level", "error|warn|info|debug", "stderr log level", Kind::Choice, {}, kLogLevelChoices,
      nullptr, get_log_level, set_log_level},
     {"log", "stats_interval_s", "--stats-interval", "S", "s between stats lines, 0 = off", Kind::Integer,
-     {0, 86400}, {}, nullptr, get_integer<&Config::stats_interval_s>, set_integer<&Config::stats_interval_s>},
+     {0, 86400}, {}, nullptr, get_integer<C, &C::stats_interval_s>, set_integer<C, &C::stats_interval_s>},
+};
+
+constexpr std::string_view kUpstreamKinds[] = {"mqtt", "postgres"};
+constexpr std::string_view kMqttVersions[] = {"3.1.1", "5"};
+constexpr std::string_view kEncodings[] = {"binary", "json"};
+
+using U = UpstreamConfig;
+// The keys of one [[upstream]] table (file only).
+constexpr KeySpec<UpstreamConfig> kUpstreamKeys[] = {
+    {"upstream", "name", {}, {}, "unique name; the cursor in forward_cursors is kept under it", Kind::Text, {}, {},
+     check_id, get_text<U, &U::name>, set_text<U, &U::name>},
+    {"upstream", "kind", {}, {}, "mqtt: a broker or cluster; postgres: a PostgreSQL database", Kind::Choice, {},
+     kUpstreamKinds, nullptr, get_text<U, &U::kind>, set_text<U, &U::kind>},
+    {"upstream", "batch_rows", {}, {}, "readings per chunk read from the database", Kind::Integer, {1, 100000}, {},
+     nullptr, get_integer<U, &U::batch_rows>, set_integer<U, &U::batch_rows>},
+    {"upstream", "batch_delay_ms", {}, {}, "a partial chunk of fresh readings waits at most this long",
+     Kind::Integer, {0, 60000}, {}, nullptr, get_integer<U, &U::batch_delay_ms>, set_integer<U, &U::batch_delay_ms>},
+    {"upstream", "fresh_first", {}, {}, "after an outage, new readings go before the backlog", Kind::Boolean, {}, {},
+     nullptr, get_bool<U, &U::fresh_first>, set_bool<U, &U::fresh_first>},
+    {"upstream", "fresh_first_rows", {}, {}, "...when at least this many readings are waiting", Kind::Integer,
+     {0, 1'000'000'000}, {}, nullptr, get_integer<U, &U::fresh_first_rows>, set_integer<U, &U::fresh_first_rows>},
+    {"upstream", "max_bytes_per_s", {}, {}, "bandwidth cap for metered links, 0 = none", Kind::Integer,
+     {0, 1'000'000'000}, {}, nullptr, get_integer<U, &U::max_bytes_per_s>, set_integer<U, &U::max_bytes_per_s>},
+    {"upstream", "uri", {}, {}, "broker URI (tcp://, ssl://, mqtts://, ws://, wss://)", Kind::Text, {}, {},
+     check_broker_uri, get_text<U, &U::uri>, set_text<U, &U::uri>, "mqtt"},
+    {"upstream", "client_id", {}, {}, "MQTT client id; empty: fieldlink-forward-<gateway>-<name>",
+     Kind::OptionalText, {}, {}, nullptr, get_text<U, &U::client_id>, set_text<U, &U::client_id>, "mqtt"},
+    {"upstream", "topic", {}, {}, "topic template with {gateway} and {device}", Kind::Text, {}, {}, nullptr,
+     get_text<U, &U::topic>, set_text<U, &U::topic>, "mqtt"},
+    {"upstream", "mqtt_version", {}, {}, "MQTT protocol version", Kind::Choice, {}, kMqttVersions, nullptr,
+     get_text<U, &U::mqtt_version>, set_text<U, &U::mqtt_version>, "mqtt"},
+    {"upstream", "keep_alive_s", {}, {}, "MQTT keep-alive s", Kind::Integer, {0, 65535}, {}, nullptr,
+     get_integer<U, &U::keep_alive_s>, set_integer<U, &U::keep_alive_s>, "mqtt"},
+    {"upstream", "username", {}, {}, "MQTT user name; empty: none", Kind::OptionalText, {}, {}, nullptr,
+     get_text<U, &U::username>, set_text<U, &U::username>, "mqtt"},
+    {"upstream", "password", {}, {}, "MQTT password", Kind::OptionalText, {}, {}, nullptr,
+     get_text<U, &U::password>, set_text<U, &U::password>, "mqtt"},
+    {"upstream", "ca_file", {}, {}, "TLS: CA certificates (PEM) to verify the broker", Kind::OptionalText, {}, {},
+     nullptr, get_text<U, &U::ca_file>, set_text<U, &U::ca_file>, "mqtt"},
+    {"upstream", "cert_file", {}, {}, "TLS: client certificate (PEM)", Kind::OptionalText, {}, {}, nullptr,
+     get_text<U, &U::cert_file>, set_text<U, &U::cert_file>, "mqtt"},
+    {"upstream", "key_file", {}, {}, "TLS: client key (PEM)", Kind::OptionalText, {}, {}, nullptr,
+     get_text<U, &U::key_file>, set_text<U, &U::key_file>, "mqtt"},
+    {"upstream", "verify_host", {}, {}, "TLS: check the broker's host name", Kind::Boolean, {}, {}, nullptr,
+     get_bool<U, &U::verify_host>, set_bool<U, &U::verify_host>, "mqtt"},
+    {"upstream", "encoding", {}, {}, "payload: binary or json (docs/protocol.md 10)", Kind::Choice, {}, kEncodings,
+     nullptr, get_text<U, &U::encoding>, set_text<U, &U::encoding>, "mqtt"},
+    {"upstream", "zstd_level", {}, {}, "zstd compression level, 0 = off", Kind::Integer, {0, 19}, {}, nullptr,
+     get_integer<U, &U::zstd_level>, set_integer<U, &U::zstd_level>, "mqtt"},
+    {"upstream", "window", {}, {}, "chunks awaiting PUBACKs at once", Kind::Integer, {1, 64}, {}, nullptr,
+     get_integer<U, &U::window>, set_integer<U, &U::window>, "mqtt"},
+    {"upstream", "conninfo", {}, {}, "libpq connection string or URI", Kind::Text, {}, {}, nullptr,
+     get_text<U, &U::conninfo>, set_text<U, &U::conninfo>, "postgres"},
+    {"upstream", "table", {}, {}, "table the readings go into (created if missing)", Kind::Text, {}, {}, nullptr,
+     get_text<U, &U::table>, set_text<U, &U::table>, "postgres"},
 };
 
 // ---------------------------------------------------------------------------
 // Checking a value (the same for the file and the command line)
 // ---------------------------------------------------------------------------
 
-std::string expected_choice(const KeySpec& spec) {
+template <typename T>
+std::string expected_choice(const KeySpec<T>& spec) {
     std::string expected = "one of ";
     for (std::size_t i = 0; i < spec.choices.size(); ++i) {
         expected += fmt::format("{}\"{}\"", i == 0 ? "" : ", ", spec.choices[i]);
@@ -123,16 +232,19 @@ std::string expected_choice(const KeySpec& spec) {
     return expected;
 }
 
-std::string expected_integer(const KeySpec& spec) {
+template <typename T>
+std::string expected_integer(const KeySpec<T>& spec) {
     return fmt::format("an integer from {} to {}", spec.range.min, spec.range.max);
 }
 
 // What `spec` expects, or empty when `value` is fine. `value` holds the right alternative.
-std::string problem_with(const KeySpec& spec, const Value& value) {
+template <typename T>
+std::string problem_with(const KeySpec<T>& spec, const Value& value) {
     switch (spec.kind) {
-        case Kind::Text: {
+        case Kind::Text:
+        case Kind::OptionalText: {
             const auto& text = std::get<std::string>(value);
-            if (text.empty()) return "a non-empty string";
+            if (text.empty()) return spec.kind == Kind::Text ? "a non-empty string" : std::string();
             return spec.check_text != nullptr ? spec.check_text(text) : std::string();
         }
         case Kind::Integer: {
@@ -146,12 +258,15 @@ std::string problem_with(const KeySpec& spec, const Value& value) {
             }
             return expected_choice(spec);
         }
+        case Kind::Boolean:
+            return {};
     }
     return "a valid value";
 }
 
 std::string show(const Value& value) {
     if (const auto* text = std::get_if<std::string>(&value)) return fmt::format("\"{}\"", *text);
+    if (const auto* flag = std::get_if<bool>(&value)) return *flag ? "true" : "false";
     return fmt::to_string(std::get<std::int64_t>(value));
 }
 
@@ -180,27 +295,32 @@ std::string position(const std::string& source, const toml::node& node) {
     return fmt::format("{}:{}:{}", source, begin.line, begin.column);
 }
 
-[[noreturn]] void fail(const std::string& source, const toml::node& node, const KeySpec& spec,
+[[noreturn]] void fail(const std::string& source, const toml::node& node, std::string_view name,
                        std::string_view expected, std::string_view got) {
-    throw ConfigError(fmt::format("{}: '{}' must be {}, got {}", position(source, node), spec.name(), expected, got));
+    throw ConfigError(fmt::format("{}: '{}' must be {}, got {}", position(source, node), name, expected, got));
 }
 
 // Reads one key's node: the right TOML type first, then the same checks as the command line.
-Value read_node(const std::string& source, const toml::node& node, const KeySpec& spec) {
+template <typename T>
+Value read_node(const std::string& source, const toml::node& node, const KeySpec<T>& spec, std::string_view name) {
     Value value;
     if (spec.kind == Kind::Integer) {
         const auto* integer = node.as_integer();
-        if (integer == nullptr) fail(source, node, spec, expected_integer(spec), describe(node.type()));
+        if (integer == nullptr) fail(source, node, name, expected_integer(spec), describe(node.type()));
         value = integer->get();
+    } else if (spec.kind == Kind::Boolean) {
+        const auto* flag = node.as_boolean();
+        if (flag == nullptr) fail(source, node, name, "true or false", describe(node.type()));
+        value = flag->get();
     } else {
         const auto* text = node.as_string();
         const std::string expected = spec.kind == Kind::Choice ? expected_choice(spec) : "a string";
-        if (text == nullptr) fail(source, node, spec, expected, describe(node.type()));
+        if (text == nullptr) fail(source, node, name, expected, describe(node.type()));
         value = text->get();
-        if (spec.kind == Kind::Text && text->get().empty()) fail(source, node, spec, "a non-empty string", "an empty string");
+        if (spec.kind == Kind::Text && text->get().empty()) fail(source, node, name, "a non-empty string", "an empty string");
     }
     if (const std::string problem = problem_with(spec, value); !problem.empty()) {
-        fail(source, node, spec, problem, show(value));
+        fail(source, node, name, problem, show(value));
     }
     return value;
 }
@@ -211,17 +331,18 @@ std::string joined(const std::vector<std::string>& items) {
     return list;
 }
 
-std::string known_keys(std::string_view section) {
-    std::vector<std::string> keys;
-    for (const KeySpec& spec : kKeys) {
-        if (spec.section == section) keys.emplace_back(spec.key);
+template <typename T, std::size_t N>
+std::string known_keys(const KeySpec<T> (&keys)[N], std::string_view section) {
+    std::vector<std::string> names;
+    for (const KeySpec<T>& spec : keys) {
+        if (spec.section == section) names.emplace_back(spec.key);
     }
-    return joined(keys);
+    return joined(names);
 }
 
 std::vector<std::string_view> sections() {
     std::vector<std::string_view> list;
-    for (const KeySpec& spec : kKeys) {
+    for (const auto& spec : kKeys) {
         if (list.empty() || list.back() != spec.section) list.push_back(spec.section);
     }
     return list;
@@ -230,11 +351,13 @@ std::vector<std::string_view> sections() {
 std::string known_sections() {
     std::vector<std::string> names;
     for (const std::string_view section : sections()) names.push_back(fmt::format("[{}]", section));
+    names.emplace_back("[[upstream]]");
     return joined(names);
 }
 
-const KeySpec* find_key(std::string_view section, std::string_view key) {
-    for (const KeySpec& spec : kKeys) {
+template <typename T, std::size_t N>
+const KeySpec<T>* find_key(const KeySpec<T> (&keys)[N], std::string_view section, std::string_view key) {
+    for (const KeySpec<T>& spec : keys) {
         if (spec.section == section && spec.key == key) return &spec;
     }
     return nullptr;
@@ -259,25 +382,66 @@ std::string toml_string(const std::string& text) {
 
 std::string toml_value(const Value& value) {
     if (const auto* text = std::get_if<std::string>(&value)) return toml_string(*text);
+    if (const auto* flag = std::get_if<bool>(&value)) return *flag ? "true" : "false";
     return fmt::to_string(std::get<std::int64_t>(value));
+}
+
+// One [[upstream]] table into an UpstreamConfig; `index` counts from 1 for messages.
+UpstreamConfig read_upstream(const std::string& source, const toml::table& table, std::size_t index) {
+    UpstreamConfig upstream;
+    std::vector<const KeySpec<UpstreamConfig>*> present;
+    for (const auto& [key_name, node] : table) {
+        const auto* spec = find_key(kUpstreamKeys, "upstream", key_name.str());
+        if (spec == nullptr) {
+            throw ConfigError(fmt::format("{}: unknown key '{}' in [[upstream]] number {}; known keys: {}",
+                                          position(source, node), key_name.str(), index,
+                                          known_keys(kUpstreamKeys, "upstream")));
+        }
+        spec->set(upstream, read_node(source, node, *spec, fmt::format("upstream[{}].{}", index, spec->key)));
+        present.push_back(spec);
+    }
+    const std::string where = fmt::format("{}:{}:{}", source, table.source().begin.line, table.source().begin.column);
+    if (upstream.name.empty()) {
+        throw ConfigError(fmt::format("{}: [[upstream]] number {} needs a 'name'", where, index));
+    }
+    if (upstream.kind.empty()) {
+        throw ConfigError(fmt::format("{}: upstream '{}' needs a 'kind' ({})", where, upstream.name,
+                                      expected_choice(kUpstreamKeys[1])));
+    }
+    for (const auto* spec : present) {
+        if (!spec->only_for.empty() && spec->only_for != upstream.kind) {
+            throw ConfigError(fmt::format("{}: 'upstream.{}' belongs to kind \"{}\", but upstream '{}' is kind \"{}\"",
+                                          where, spec->key, spec->only_for, upstream.name, upstream.kind));
+        }
+    }
+    const auto required = upstream.kind == "mqtt" ? std::string_view("uri") : std::string_view("conninfo");
+    if ((upstream.kind == "mqtt" ? upstream.uri : upstream.conninfo).empty()) {
+        throw ConfigError(fmt::format("{}: upstream '{}' (kind \"{}\") needs '{}'", where, upstream.name,
+                                      upstream.kind, required));
+    }
+    return upstream;
 }
 
 // ---------------------------------------------------------------------------
 // Command line
 // ---------------------------------------------------------------------------
 
-std::string option_help(const KeySpec& spec) {
+template <typename T>
+std::string option_help(const KeySpec<T>& spec) {
     if (spec.kind == Kind::Integer) return fmt::format("{} ({}..{})", spec.help, spec.range.min, spec.range.max);
     return std::string(spec.help);
 }
 
 // Parses the command-line text of a key into *out; empty when fine, else what is expected.
-std::string parse_option(const KeySpec& spec, const std::string& text, Value* out) {
+std::string parse_option(const KeySpec<Config>& spec, const std::string& text, Value* out) {
     if (spec.kind == Kind::Integer) {
         std::int64_t v = 0;
         const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), v);
         if (text.empty() || error != std::errc() || end != text.data() + text.size()) return expected_integer(spec);
         *out = v;
+    } else if (spec.kind == Kind::Boolean) {
+        if (text != "true" && text != "false") return "true or false";
+        *out = text == "true";
     } else {
         *out = text;
     }
@@ -292,8 +456,21 @@ std::string_view to_string(Synchronous synchronous) noexcept {
 
 std::vector<std::string> config_key_names() {
     std::vector<std::string> names;
-    for (const KeySpec& spec : kKeys) names.push_back(spec.name());
+    for (const auto& spec : kKeys) names.push_back(spec.name());
+    for (const auto& spec : kUpstreamKeys) names.push_back(spec.name());
     return names;
+}
+
+std::string effective_gateway_id(const std::string& configured) {
+    if (!configured.empty()) return configured;
+    char host[256] = {};
+    std::string id;
+    if (gethostname(host, sizeof host - 1) == 0) {
+        for (const char* c = host; *c != '\0' && id.size() < 64; ++c) {
+            if (std::isalnum(static_cast<unsigned char>(*c)) || *c == '_' || *c == '-') id += *c;
+        }
+    }
+    return id.empty() ? "gateway" : id;
 }
 
 void apply_toml(std::string_view text, const std::string& source, Config& config) {
@@ -308,8 +485,27 @@ void apply_toml(std::string_view text, const std::string& source, Config& config
     Config result = config;  // all or nothing
     for (const auto& [section_name, section_node] : root) {
         const std::string_view section = section_name.str();
+        if (section == "upstream") {
+            const auto* array = section_node.as_array();
+            if (array == nullptr || !array->is_array_of_tables()) {
+                throw ConfigError(fmt::format("{}: 'upstream' must be an array of tables ([[upstream]]), got {}",
+                                              position(source, section_node), describe(section_node.type())));
+            }
+            result.upstreams.clear();  // a file's upstreams replace earlier ones as a whole
+            for (std::size_t i = 0; i < array->size(); ++i) {
+                UpstreamConfig upstream = read_upstream(source, *array->get(i)->as_table(), i + 1);
+                for (const UpstreamConfig& other : result.upstreams) {
+                    if (other.name == upstream.name) {
+                        throw ConfigError(fmt::format("{}: two upstreams are named '{}'; names must be unique",
+                                                      position(source, *array->get(i)), upstream.name));
+                    }
+                }
+                result.upstreams.push_back(std::move(upstream));
+            }
+            continue;
+        }
         const auto* table = section_node.as_table();
-        if (known_keys(section).empty()) {
+        if (known_keys(kKeys, section).empty()) {
             if (table == nullptr) {
                 throw ConfigError(fmt::format("{}: unknown key '{}' at the top level; every key belongs in one of the "
                                               "sections {}",
@@ -323,12 +519,12 @@ void apply_toml(std::string_view text, const std::string& source, Config& config
                                           section, section, describe(section_node.type())));
         }
         for (const auto& [key_name, node] : *table) {
-            const KeySpec* spec = find_key(section, key_name.str());
+            const auto* spec = find_key(kKeys, section, key_name.str());
             if (spec == nullptr) {
                 throw ConfigError(fmt::format("{}: unknown key '{}.{}'; known keys in [{}]: {}", position(source, node),
-                                              section, key_name.str(), section, known_keys(section)));
+                                              section, key_name.str(), section, known_keys(kKeys, section)));
             }
-            spec->set(result, read_node(source, node, *spec));
+            spec->set(result, read_node(source, node, *spec, spec->name()));
         }
     }
     config = std::move(result);
@@ -346,12 +542,19 @@ void apply_toml_file(const std::string& path, Config& config) {
 std::string to_toml(const Config& config) {
     std::string out;
     std::string_view section;
-    for (const KeySpec& spec : kKeys) {
+    for (const auto& spec : kKeys) {
         if (spec.section != section) {
             out += fmt::format("{}[{}]\n", out.empty() ? "" : "\n", spec.section);
             section = spec.section;
         }
         out += fmt::format("# {}\n{} = {}\n", option_help(spec), spec.key, toml_value(spec.get(config)));
+    }
+    for (const UpstreamConfig& upstream : config.upstreams) {
+        out += "\n[[upstream]]\n";
+        for (const auto& spec : kUpstreamKeys) {
+            if (!spec.only_for.empty() && spec.only_for != upstream.kind) continue;
+            out += fmt::format("# {}\n{} = {}\n", option_help(spec), spec.key, toml_value(spec.get(upstream)));
+        }
     }
     return out;
 }
@@ -404,9 +607,9 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
             ->check(CLI::ExistingFile.description(""));
 
         // One option per key; the texts are checked after parsing, like the file's values.
-        std::map<const KeySpec*, std::string> texts;
-        std::map<const KeySpec*, CLI::Option*> options;
-        for (const KeySpec& spec : kKeys) {
+        std::map<const KeySpec<Config>*, std::string> texts;
+        std::map<const KeySpec<Config>*, CLI::Option*> options;
+        for (const auto& spec : kKeys) {
             std::string& text = texts[&spec];
             CLI::Option* option = app.add_option(std::string(spec.option), text, option_help(spec))
                                       ->type_name(std::string(spec.type_name))
@@ -429,7 +632,7 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
 
         Config config = defaults;
         if (!config_file.empty()) apply_toml_file(config_file, config);
-        for (const KeySpec& spec : kKeys) {
+        for (const auto& spec : kKeys) {
             if (options[&spec]->count() == 0) continue;
             Value value;
             if (const std::string problem = parse_option(spec, texts[&spec], &value); !problem.empty()) {

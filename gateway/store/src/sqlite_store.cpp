@@ -74,6 +74,20 @@ CREATE TABLE device_health (
 -- "Latest health of each device" and per-device history.
 CREATE INDEX device_health_by_device ON device_health (device, received_unix_ms);
 )sql",
+    // v3: store-and-forward. One durable cursor per upstream (docs/operations.md).
+    R"sql(
+CREATE TABLE forward_cursors (
+    upstream TEXT PRIMARY KEY,           -- the [[upstream]] name in the gateway's config
+    next_id INTEGER NOT NULL,            -- every reading with id < next_id is confirmed by the upstream
+    live_from_id INTEGER,                -- fresh data first: readings from here on are sent before the backlog
+    live_next_id INTEGER,                -- ...and those in [live_from_id, live_next_id) are confirmed too
+    forwarded_rows INTEGER NOT NULL DEFAULT 0,
+    forwarded_batches INTEGER NOT NULL DEFAULT 0,
+    bytes_sent INTEGER NOT NULL DEFAULT 0,
+    created_unix_ms INTEGER NOT NULL,
+    updated_unix_ms INTEGER NOT NULL
+);
+)sql",
 };
 static_assert(std::size(kMigrations) == static_cast<std::size_t>(kSchemaVersion),
               "one migration step per schema version");

@@ -21,7 +21,42 @@ namespace fieldlink::gateway {
 // Exit code for a bad configuration or command line.
 inline constexpr int kExitUsage = 2;
 
+// One [[upstream]] table: a place stored readings are forwarded to
+// (docs/operations.md). Keys of the other kind must not be set.
+struct UpstreamConfig {
+    std::string name;  // required, unique; names the cursor in forward_cursors
+    std::string kind;  // required: "mqtt" or "postgres"
+    // Forwarding, both kinds.
+    std::int64_t batch_rows = 1000;
+    std::int64_t batch_delay_ms = 200;
+    bool fresh_first = true;
+    std::int64_t fresh_first_rows = 10000;
+    std::int64_t max_bytes_per_s = 0;
+    // kind = "mqtt"
+    std::string uri;
+    std::string client_id;  // empty: fieldlink-forward-<gateway id>-<name>
+    std::string topic = "fieldlink/v1/{gateway}/{device}/forward";
+    std::string mqtt_version = "3.1.1";
+    std::int64_t keep_alive_s = 30;
+    std::string username;
+    std::string password;
+    std::string ca_file;
+    std::string cert_file;
+    std::string key_file;
+    bool verify_host = true;
+    std::string encoding = "binary";
+    std::int64_t zstd_level = 0;
+    std::int64_t window = 4;
+    // kind = "postgres"
+    std::string conninfo;
+    std::string table = "fieldlink_readings";
+
+    bool operator==(const UpstreamConfig&) const = default;
+};
+
 struct Config {
+    // [gateway]
+    std::string gateway_id;  // empty: derived from the host name at start
     // [mqtt]
     std::string broker = "tcp://127.0.0.1:1883";
     std::string client_id = "fieldlink-gateway";
@@ -34,9 +69,19 @@ struct Config {
     std::int64_t batch_rows = 1000;
     std::int64_t batch_delay_ms = 20;
     std::int64_t queue = 10000;
+    // [retention] (0: that limit is off)
+    std::int64_t retention_max_age_s = 0;
+    std::int64_t retention_max_db_bytes = 0;
+    std::int64_t retention_min_free_disk_bytes = 0;
+    std::int64_t retention_health_max_age_s = 30 * 86400;
+    std::int64_t retention_dead_letters_max_age_s = 30 * 86400;
+    std::int64_t retention_interval_s = 10;
+    std::int64_t retention_delete_batch_rows = 2000;
     // [log]
     LogLevel log_level = LogLevel::Info;
     std::int64_t stats_interval_s = 10;
+    // [[upstream]], in file order
+    std::vector<UpstreamConfig> upstreams;
 
     bool operator==(const Config&) const = default;
 };
@@ -56,8 +101,13 @@ void apply_toml_file(const std::string& path, Config& config);
 // key with its help as a comment.
 std::string to_toml(const Config& config);
 
-// Every key as "section.key", in the order of the table (for tests and docs).
+// Every key as "section.key", in the order of the table (for tests and docs);
+// the keys of an [[upstream]] table as "upstream.key".
 std::vector<std::string> config_key_names();
+
+// The gateway id to use: `configured` when set, else the host name reduced to
+// A-Z a-z 0-9 _ - (at most 64 characters), else "gateway".
+std::string effective_gateway_id(const std::string& configured);
 
 std::string_view to_string(Synchronous synchronous) noexcept;
 

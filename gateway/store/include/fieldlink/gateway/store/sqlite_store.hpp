@@ -13,7 +13,7 @@
 namespace fieldlink::gateway {
 
 // Schema version this code writes (PRAGMA user_version).
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 enum class Synchronous {
     // fsync the WAL on every commit: a commit that returned survives a power
