@@ -8,7 +8,7 @@ packages=(
   g++ cmake ninja-build pkg-config
   # gateway
   libpaho-mqttpp-dev libpaho-mqtt-dev libssl-dev libsqlite3-dev libfmt-dev
-  libcli11-dev nlohmann-json3-dev libtomlplusplus-dev
+  libcli11-dev nlohmann-json3-dev libtomlplusplus-dev libzstd-dev
   # broker and tools used by the demo and the tests
   mosquitto mosquitto-clients sqlite3 python3
   # tests
