@@ -9,6 +9,7 @@ packages=(
   # gateway
   libpaho-mqttpp-dev libpaho-mqtt-dev libssl-dev libsqlite3-dev libfmt-dev
   libcli11-dev nlohmann-json3-dev libtomlplusplus-dev libzstd-dev
+  libpq-dev postgresql-15
   # broker and tools used by the demo and the tests
   mosquitto mosquitto-clients sqlite3 python3
   # tests

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <stdexcept>
+
 namespace fieldlink::gateway {
 namespace {
 
@@ -34,6 +36,37 @@ TEST(BootClocks, MergeTakesOverStagedKnowledge) {
     committed.merge(staged);
     EXPECT_EQ(committed.offset_for({"dev-1", 1}, 3), 42);
 }
+
+TEST(BootClocks, ForgetsTheIncarnationThatLearntLeastRecently) {
+    BootClocks clocks(2);
+    clocks.learn({"dev-1", 1}, 0, 10);
+    clocks.learn({"dev-2", 1}, 0, 20);
+    clocks.learn({"dev-1", 1}, 1, 11);  // dev-1 learnt again: dev-2 is now the oldest
+    EXPECT_TRUE(clocks.offset_for({"dev-2", 1}, 0)) << "looking does not make it recent";
+    clocks.learn({"dev-3", 1}, 0, 30);
+    EXPECT_EQ(clocks.size(), 2u);
+    EXPECT_FALSE(clocks.offset_for({"dev-2", 1}, 0));
+    EXPECT_EQ(clocks.offset_for({"dev-1", 1}, 0), 10);
+    EXPECT_EQ(clocks.offset_for({"dev-1", 1}, 1), 11);
+    EXPECT_TRUE(clocks.learn({"dev-2", 1}, 0, 21)) << "forgotten, so its NULL rows need filling again";
+}
+
+TEST(BootClocks, MergeKeepsTheStagedOrderAndTheBound) {
+    BootClocks committed(2);
+    committed.learn({"dev-0", 1}, 0, 1);
+    BootClocks staged(3);
+    staged.learn({"dev-1", 1}, 0, 10);
+    staged.learn({"dev-2", 1}, 0, 20);
+    staged.learn({"dev-3", 1}, 0, 30);
+    committed.merge(staged);
+    EXPECT_EQ(committed.size(), 2u);
+    EXPECT_FALSE(committed.offset_for({"dev-0", 1}, 0));
+    EXPECT_FALSE(committed.offset_for({"dev-1", 1}, 0));
+    EXPECT_EQ(committed.offset_for({"dev-2", 1}, 0), 20);
+    EXPECT_EQ(committed.offset_for({"dev-3", 1}, 0), 30) << "the most recently learnt stays";
+}
+
+TEST(BootClocks, RefusesZeroCapacity) { EXPECT_THROW(BootClocks(0), std::invalid_argument); }
 
 }  // namespace
 }  // namespace fieldlink::gateway

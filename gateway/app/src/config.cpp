@@ -138,6 +138,12 @@ constexpr KeySpec<Config> kKeys[] = {
      {0, 10000}, {}, nullptr, get_integer<C, &C::batch_delay_ms>, set_integer<C, &C::batch_delay_ms>},
     {"pipeline", "queue", "--queue", "N", "messages waiting for the database", Kind::Integer, {1, 1000000}, {},
      nullptr, get_integer<C, &C::queue>, set_integer<C, &C::queue>},
+    {"pipeline", "max_incarnations", "--max-incarnations", "N",
+     "device incarnations whose state stays in memory (older: reloaded from the database)", Kind::Integer,
+     {1, 10'000'000}, {}, nullptr, get_integer<C, &C::max_incarnations>, set_integer<C, &C::max_incarnations>},
+    {"pipeline", "max_ranges_per_incarnation", "--max-ranges", "N",
+     "out-of-order ranges kept in memory per incarnation", Kind::Integer, {1, 1'000'000}, {}, nullptr,
+     get_integer<C, &C::max_ranges_per_incarnation>, set_integer<C, &C::max_ranges_per_incarnation>},
     {"retention", "max_age_s", "--retention-max-age", "S",
      "forwarded readings older than this are deleted, 0 = keep", Kind::Integer, {0, 100LL * 365 * 86400}, {},
      nullptr, get_integer<C, &C::retention_max_age_s>, set_integer<C, &C::retention_max_age_s>},
@@ -580,6 +586,8 @@ SaverSettings saver_settings(const Config& config) {
     settings.batch_max_rows = static_cast<std::size_t>(config.batch_rows);
     settings.batch_max_delay = std::chrono::milliseconds(config.batch_delay_ms);
     settings.queue_capacity = static_cast<std::size_t>(config.queue);
+    settings.max_incarnations = static_cast<std::size_t>(config.max_incarnations);
+    settings.max_ranges_per_incarnation = static_cast<std::size_t>(config.max_ranges_per_incarnation);
     return settings;
 }
 

@@ -118,6 +118,7 @@ void Forwarder::run() {
 }
 
 void Forwarder::connect_or_wait() {
+    update_lag();  // readings keep arriving while the upstream is away
     try {
         upstream_->connect();
         log_.info("upstream {}: connected", upstream_->name());
@@ -142,9 +143,17 @@ void Forwarder::connect_or_wait() {
                            upstream_->name(), failures, e.what(), settings_.retry_max.count());
             }
         }
-        const auto wait = e.retryable() ? backoff_ : settings_.retry_max;
-        std::unique_lock lock(mutex_);
-        cv_.wait_for(lock, wait, [this] { return stopping_; });
+        // Wait out the backoff in slices of a second, keeping the lag in status() current.
+        const auto until = std::chrono::steady_clock::now() + (e.retryable() ? backoff_ : settings_.retry_max);
+        for (;;) {
+            {
+                std::unique_lock lock(mutex_);
+                const auto slice = std::min(until, std::chrono::steady_clock::now() + std::chrono::seconds(1));
+                if (cv_.wait_until(lock, slice, [this] { return stopping_; })) break;
+            }
+            if (std::chrono::steady_clock::now() >= until) break;
+            update_lag();
+        }
         backoff_ = std::min(backoff_ * 2, settings_.retry_max);
     }
 }
@@ -187,8 +196,7 @@ void Forwarder::fill_window() {
         if (!sent) sent = send_from(backlog_);
         if (!sent) break;
     }
-    std::lock_guard lock(mutex_);
-    status_.last_row_id = store_->last_row_id();
+    update_lag();
 }
 
 bool Forwarder::send_from(Lane& lane) {
@@ -324,10 +332,16 @@ void Forwarder::save_cursor() {
     cursor_.next_id = backlog_.confirmed_end;
     if (live_) cursor_.live_next_id = live_->confirmed_end;
     store_->save_cursor(cursor_, clock_.unix_ms());
+    update_lag();
+}
+
+void Forwarder::update_lag() {
+    const std::int64_t last = store_->last_row_id();
     std::lock_guard lock(mutex_);
     status_.cursor = cursor_;
+    status_.last_row_id = last;
     const std::int64_t confirmed_live = live_ ? live_->confirmed_end - *cursor_.live_from_id : 0;
-    status_.lag_rows = std::max<std::int64_t>(0, status_.last_row_id + 1 - cursor_.next_id - confirmed_live);
+    status_.lag_rows = std::max<std::int64_t>(0, last + 1 - cursor_.next_id - confirmed_live);
 }
 
 }  // namespace fieldlink::gateway

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <exception>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <utility>
 
@@ -19,18 +20,30 @@ std::size_t row_weight(const Inbound& message) {
     return 1;
 }
 
+const SaverSettings& checked(const SaverSettings& settings) {
+    if (settings.max_incarnations == 0) {
+        throw std::invalid_argument("saver settings: max_incarnations must be at least 1");
+    }
+    if (settings.max_ranges_per_incarnation == 0) {
+        throw std::invalid_argument("saver settings: max_ranges_per_incarnation must be at least 1");
+    }
+    return settings;
+}
+
 }  // namespace
 
 Saver::Saver(const SaverSettings& settings, Store& store, AckPublisher& acks, const Clock& clock, Logger& log,
              Stats& stats)
-    : settings_(settings),
+    : settings_(checked(settings)),
       store_(store),
       acks_(acks),
       clock_(clock),
       log_(log),
       stats_(stats),
       queue_(settings.queue_capacity),
-      tracker_(store) {}
+      tracker_(store, settings.max_incarnations, settings.max_ranges_per_incarnation),
+      boot_clocks_(settings.max_incarnations),
+      reported_drops_(settings.max_incarnations) {}
 
 Saver::~Saver() { stop(); }
 
@@ -79,6 +92,15 @@ void Saver::flush() {
     progress_cv_.wait(lock, [&] { return done_count_ >= target || writer_finished_; });
 }
 
+TrackedState Saver::tracked_state() const {
+    std::lock_guard lock(progress_mutex_);
+    return tracked_;
+}
+
+TrackedState Saver::measure_tracked_state() const {
+    return TrackedState{tracker_.size(), boot_clocks_.size(), reported_drops_.size(), tracker_.loads()};
+}
+
 void Saver::stop() {
     {
         std::lock_guard lock(stop_mutex_);
@@ -123,9 +145,11 @@ void Saver::run_writer() {
                 group.push_back(std::move(next));
             }
             commit_with_retry(group);
+            const TrackedState tracked = measure_tracked_state();
             {
                 std::lock_guard lock(progress_mutex_);
                 done_count_ += group.size();
+                tracked_ = tracked;
             }
             progress_cv_.notify_all();
         }
@@ -175,8 +199,11 @@ void Saver::commit_with_retry(const std::vector<Queued>& group) {
 void Saver::commit_group(const std::vector<Queued>& group) {
     std::unique_ptr<StoreTransaction> transaction = store_.begin();
     // Changes to in-memory state are staged here and kept only if the commit succeeds.
+    // A snapshot in `touched` is this commit's own copy: the tracker may evict its
+    // cached entry meanwhile (more keys in the group than it keeps), and put() below
+    // stores the copy all the same.
     std::map<DeviceKey, ContiguousWatermark> touched;
-    BootClocks learnt;
+    BootClocks learnt(std::max<std::size_t>(1, group.size()));  // never evicts: a group has no more keys than messages
     InsertCounts counts;
     std::uint64_t batches = 0;
     std::uint64_t statuses = 0;
@@ -210,6 +237,8 @@ void Saver::commit_group(const std::vector<Queued>& group) {
             // Duplicates count as stored: the same key is already in the database.
             state->second.add(header.first_seq, header.first_seq + (batch->body.records.size() - 1));
             state->second.apply_floor(header.floor_seq);
+            // Past ranges dropped at the cap? The rows just inserted are visible to the reload.
+            tracker_.settle(key, state->second);
         } else if (const auto* status = std::get_if<DeviceStatus>(&queued.message)) {
             transaction->upsert_device(*status, queued.received_unix_ms);
             ++statuses;
@@ -235,6 +264,7 @@ void Saver::commit_group(const std::vector<Queued>& group) {
     }
     boot_clocks_.merge(learnt);
     ++stats_.commits;
+    if (counts.inserted > 0 && commit_listener_) commit_listener_();
     stats_.batches += batches;
     stats_.stored += counts.inserted;
     stats_.duplicates += counts.duplicates;
@@ -254,9 +284,9 @@ void Saver::commit_group(const std::vector<Queued>& group) {
 
 void Saver::report_drops(const DeviceTelemetry& health) {
     const protocol::Telemetry& t = health.telemetry;
-    auto found = reported_drops_.find(health.device);
-    if (found == reported_drops_.end()) found = reported_drops_.emplace(health.device, DropCount{}).first;
-    DropCount& last = found->second;
+    // A device not remembered (never seen, or pushed out of the LRU) starts from nothing, so it warns again.
+    const DropCount* remembered = reported_drops_.find(health.device);
+    const DropCount last = remembered != nullptr ? *remembered : DropCount{};
     const bool changed = last.incarnation != t.incarnation || last.dropped != t.dropped;
     if (changed && t.dropped > 0) {
         log_.warn("device {} (incarnation {:016x}) has dropped {} readings because its store was full{}", health.device,
@@ -265,7 +295,7 @@ void Saver::report_drops(const DeviceTelemetry& health) {
                       ? fmt::format(" ({} more since the last report)", t.dropped - last.dropped)
                       : std::string());
     }
-    last = DropCount{t.incarnation, t.dropped};
+    reported_drops_.insert_or_assign(health.device, DropCount{t.incarnation, t.dropped});
 }
 
 void Saver::publish_ack(const DeviceKey& key, std::uint64_t watermark) {

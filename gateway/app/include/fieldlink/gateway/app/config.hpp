@@ -69,6 +69,8 @@ struct Config {
     std::int64_t batch_rows = 1000;
     std::int64_t batch_delay_ms = 20;
     std::int64_t queue = 10000;
+    std::int64_t max_incarnations = 10000;
+    std::int64_t max_ranges_per_incarnation = 64;
     // [retention] (0: that limit is off)
     std::int64_t retention_max_age_s = 0;
     std::int64_t retention_max_db_bytes = 0;

@@ -107,6 +107,8 @@ private:
     void merge_lanes_if_backlog_done();
     void restart_lanes_after_failure();
     void save_cursor();
+    // Publishes the cursor, the newest row id and the lag to status().
+    void update_lag();
     std::size_t outstanding() const;
     void refill_tokens();
 

@@ -14,6 +14,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <span>
@@ -27,6 +28,7 @@
 #include "fieldlink/gateway/ingest/broker_link.hpp"
 #include "fieldlink/gateway/ingest/clock.hpp"
 #include "fieldlink/gateway/ingest/log.hpp"
+#include "fieldlink/gateway/ingest/lru_map.hpp"
 #include "fieldlink/gateway/ingest/device_message_decoder.hpp"
 #include "fieldlink/gateway/ingest/stats.hpp"
 #include "fieldlink/gateway/store/store.hpp"
@@ -41,10 +43,37 @@ struct SaverSettings {
     std::chrono::milliseconds retry_min{100};          // backoff after a failed commit, doubling...
     std::chrono::milliseconds retry_max{5000};         // ...up to this
     int retries_after_stop = 3;                        // failed commits tolerated while stopping
+
+    // Bounds on the writer's per-device state, which is only a cache (least
+    // recently used out): watermarks are reloaded from the database, boot
+    // offsets are relearnt from the next batch that carries one, and a
+    // forgotten drop count is warned about again.
+    //
+    // Memory, measured with mallinfo2 (x86-64, glibc 2.36, libstdc++ 12; it
+    // matches the node layouts): per incarnation, a watermark entry of 176
+    // bytes plus, once it holds ranges above the watermark, 16 + 16 per range
+    // (at most max_ranges_per_incarnation: 1 KB at 64); boot offsets 240
+    // bytes with one boot, 688 with eight; per device, a drop count of 128
+    // bytes. A device id longer than 15 characters adds 48 to each. So about
+    // 1 KB per incarnation sending in order (10 MB with the defaults) and at
+    // most about 2 KB at the range cap (20 MB with the defaults: sized for a
+    // Raspberry Pi; a device sending far out of order only reloads more often). A commit also
+    // holds a copy of the watermark entry of each incarnation it touches.
+    std::size_t max_incarnations = 10000;              // (device, incarnation)s kept in memory, and devices
+    std::size_t max_ranges_per_incarnation = 64;       // stored ranges above the watermark kept per incarnation
+};
+
+// Sizes of the writer's per-device state after the latest commit.
+struct TrackedState {
+    std::size_t watermarks = 0;         // incarnations in the watermark tracker
+    std::size_t boot_clocks = 0;        // incarnations with remembered boot offsets
+    std::size_t drop_counts = 0;        // devices with a remembered drop count
+    std::uint64_t watermark_loads = 0;  // times a watermark was (re)loaded from the store
 };
 
 class Saver {
 public:
+    // Throws std::invalid_argument when max_incarnations or max_ranges_per_incarnation is 0.
     Saver(const SaverSettings& settings, Store& store, AckPublisher& acks, const Clock& clock, Logger& log,
           Stats& stats);
     ~Saver();  // stop()
@@ -53,6 +82,10 @@ public:
 
     // Starts the writer thread.
     void start();
+
+    // Called on the writer thread after every commit that stored new readings
+    // (the forwarders look for them at once). Set before start(); must not block.
+    void set_commit_listener(std::function<void()> listener) { commit_listener_ = std::move(listener); }
 
     // Decodes and queues one message; blocks while the queue is full.
     // False once stop() has begun (the message is dropped; it was never acked,
@@ -68,6 +101,8 @@ public:
     void stop();
 
     std::size_t queue_depth() const { return queue_.size(); }
+    // Safe from any thread; each count stays within max_incarnations.
+    TrackedState tracked_state() const;
 
 private:
     struct Queued {
@@ -82,9 +117,11 @@ private:
     void publish_ack(const DeviceKey& key, std::uint64_t watermark);
     // Warns once per change of a device's count of readings its store dropped.
     void report_drops(const DeviceTelemetry& telemetry);
+    TrackedState measure_tracked_state() const;
     void log_rejection(const Rejected& rejected);
 
     const SaverSettings settings_;
+    std::function<void()> commit_listener_;
     Store& store_;
     AckPublisher& acks_;
     const Clock& clock_;
@@ -102,19 +139,21 @@ private:
         std::uint64_t incarnation = 0;
         std::uint64_t dropped = 0;
     };
-    std::map<std::string, DropCount, std::less<>> reported_drops_;  // per device, the last count seen
+    // Per device, the last count seen. A device pushed out warns again at its next report with drops > 0.
+    LruMap<std::string, DropCount> reported_drops_;
 
     std::thread writer_;
     std::mutex stop_mutex_;
     std::condition_variable stop_cv_;
     bool stopping_ = false;
 
-    // Progress counters for flush(), guarded by progress_mutex_.
-    std::mutex progress_mutex_;
+    // Progress counters for flush() and tracked_, guarded by progress_mutex_.
+    mutable std::mutex progress_mutex_;
     std::condition_variable progress_cv_;
     std::uint64_t queued_count_ = 0;
     std::uint64_t done_count_ = 0;
     bool writer_finished_ = false;
+    TrackedState tracked_;  // copied from the writer's state after each commit
 };
 
 }  // namespace fieldlink::gateway
