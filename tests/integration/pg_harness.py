@@ -24,6 +24,7 @@ import pwd
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -247,3 +248,33 @@ class PostgresServer:
         if self._log:
             self._log.close()
             self._log = None
+
+
+def _main(argv):
+    """For scripts/demo.sh: `start DIR` leaves a server running in DIR and prints its conninfo;
+    `stop DIR` ends it (fast shutdown)."""
+    if len(argv) != 3 or argv[1] not in ("start", "stop"):
+        print("usage: pg_harness.py start|stop DIR", file=sys.stderr)
+        return 2
+    workdir = Path(argv[2])
+    if argv[1] == "start":
+        workdir.mkdir(parents=True, exist_ok=True)
+        port_file = workdir / "port"
+        port = int(port_file.read_text()) if port_file.exists() else None
+        server = PostgresServer(workdir, port=port).start()
+        port_file.write_text(str(server.port))
+        print(server.conninfo)
+        return 0
+    pid_file = workdir / "postgres" / "data" / "postmaster.pid"
+    if pid_file.exists():
+        pid = int(pid_file.read_text().split()[0])
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGINT)
+        deadline = time.monotonic() + 30
+        while pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv))

@@ -4,17 +4,21 @@
 #include <cstdio>
 #include <ctime>
 #include <exception>
+#include <memory>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include <pthread.h>
 
 #include "fieldlink/gateway/app/config.hpp"
+#include "fieldlink/gateway/app/upstreams.hpp"
+#include "fieldlink/gateway/forward/forwarder.hpp"
 #include "fieldlink/gateway/ingest/log.hpp"
 #include "fieldlink/gateway/ingest/paho_broker_link.hpp"
 #include "fieldlink/gateway/ingest/saver.hpp"
-#include "fieldlink/gateway/store/sqlite_store.hpp"
 #include "fieldlink/gateway/ingest/stats.hpp"
+#include "fieldlink/gateway/store/sqlite_store.hpp"
 
 namespace {
 
@@ -22,8 +26,23 @@ using namespace fieldlink::gateway;
 
 // Waits for SIGINT/SIGTERM (blocked in every thread, taken here synchronously:
 // no async-signal handler, no flag polling). Prints stats on every interval.
+using Forwarders = std::vector<std::unique_ptr<Forwarder>>;
+
+void log_forwarders(Logger& log, const Forwarders& forwarders) {
+    for (const auto& forwarder : forwarders) {
+        const ForwarderStatus s = forwarder->status();
+        log.info("upstream {}: {} lag={} forwarded={} bytes_sent={} next_id={}{} chunks_failed={} connect_failures={}",
+                 s.upstream, s.connected ? "connected" : "disconnected", s.lag_rows, s.cursor.forwarded_rows,
+                 s.cursor.bytes_sent, s.cursor.next_id,
+                 s.cursor.live_from_id ? fmt::format(" live_from={} live_next={}", *s.cursor.live_from_id,
+                                                     s.cursor.live_next_id)
+                                       : std::string(),
+                 s.chunks_failed, s.connect_failures);
+    }
+}
+
 int wait_for_stop_signal(const Config& config, Logger& log, const Stats& stats, const Saver& saver,
-                         const sigset_t& signals) {
+                         const Forwarders& forwarders, const sigset_t& signals) {
     for (;;) {
         if (config.stats_interval_s == 0) {
             int signal = 0;
@@ -37,6 +56,7 @@ int wait_for_stop_signal(const Config& config, Logger& log, const Stats& stats, 
             StatsSnapshot snapshot = stats.snapshot();
             snapshot.queue_depth = saver.queue_depth();
             log.info("stats: {}", format_stats(snapshot));
+            log_forwarders(log, forwarders);
         }
     }
 }
@@ -57,6 +77,19 @@ int run(const Config& config, const sigset_t& signals) {
 
         SystemClock clock;
         Stats stats;
+        // One forwarder per [[upstream]]; each has its own thread, connection and cursor.
+        const std::string gateway_id = effective_gateway_id(config.gateway_id);
+        Forwarders forwarders;
+        for (const UpstreamConfig& upstream : config.upstreams) {
+            forwarders.push_back(std::make_unique<Forwarder>(forwarder_settings(config, upstream),
+                                                             make_upstream(upstream, gateway_id), clock, log));
+        }
+        struct StopForwarders {
+            Forwarders& forwarders;
+            ~StopForwarders() {
+                for (auto& forwarder : forwarders) forwarder->stop();
+            }
+        } stop_forwarders{forwarders};
         PahoBrokerLink link(mqtt_settings(config), log);
         Saver saver(saver_settings(config), store, link, clock, log, stats);
         link.set_message_handler([&saver](std::string_view topic, std::span<const std::uint8_t> payload) {
@@ -73,18 +106,25 @@ int run(const Config& config, const sigset_t& signals) {
                 link.stop();
             }
         } stop_in_order{saver, link};
+        saver.set_commit_listener([&forwarders] {
+            for (auto& forwarder : forwarders) forwarder->notify_new_rows();
+        });
         saver.start();
+        for (auto& forwarder : forwarders) forwarder->start();
+        if (!forwarders.empty()) log.info("gateway id '{}': forwarding to {} upstream(s)", gateway_id, forwarders.size());
         link.start();
         log.info("fieldlink-gateway running: broker {}, client id '{}', batch {} rows / {} ms, queue {}",
                  config.broker, config.client_id, config.batch_rows, config.batch_delay_ms, config.queue);
 
-        const int signal = wait_for_stop_signal(config, log, stats, saver, signals);
+        const int signal = wait_for_stop_signal(config, log, stats, saver, forwarders, signals);
         log.info("{} received: committing what is queued, then disconnecting", signal == SIGINT ? "SIGINT" : "SIGTERM");
         saver.stop();  // drains the queue, commits, publishes the last acks
         link.stop();
         StatsSnapshot snapshot = stats.snapshot();
         snapshot.queue_depth = saver.queue_depth();
         log.info("stopped: {}", format_stats(snapshot));
+        for (auto& forwarder : forwarders) forwarder->stop();  // saves each cursor
+        log_forwarders(log, forwarders);
         return 0;
     } catch (const std::exception& e) {
         log.error("{}", e.what());
@@ -99,6 +139,12 @@ int main(int argc, char** argv) {
     if (command_line.exit_code) {
         std::fputs(command_line.message.c_str(), *command_line.exit_code == 0 ? stdout : stderr);
         return *command_line.exit_code;
+    }
+    for (const UpstreamConfig& upstream : command_line.config.upstreams) {
+        if (const auto problem = check_upstream(upstream, effective_gateway_id(command_line.config.gateway_id))) {
+            std::fprintf(stderr, "fieldlink-gateway: error: %s\n", problem->c_str());
+            return kExitUsage;
+        }
     }
     if (command_line.print_config) {
         std::fputs(to_toml(command_line.config).c_str(), stdout);

@@ -47,6 +47,7 @@ struct UpstreamConfig {
     std::string encoding = "binary";
     std::int64_t zstd_level = 0;
     std::int64_t window = 4;
+    std::int64_t max_message_bytes = 126 * 1024;
     // kind = "postgres"
     std::string conninfo;
     std::string table = "fieldlink_readings";
