@@ -56,7 +56,7 @@ std::vector<std::uint8_t> make_batch(unsigned records) {
     std::vector<std::uint8_t> out(fieldlink::protocol::kMaxBatchSize);
     std::size_t written = 0;
     if (fieldlink::protocol::encode_batch(header, body.data(), out.data(), out.size(), &written) !=
-        fieldlink::protocol::Status::Ok) {
+        fieldlink::protocol::CodecResult::Ok) {
         throw std::runtime_error("cannot encode the benchmark batch");
     }
     out.resize(written);
@@ -137,7 +137,7 @@ int run(const Options& options) {
         const std::string& bytes = message->get_payload();
         fieldlink::protocol::BatchView view;
         const bool ok = fieldlink::protocol::decode_batch(reinterpret_cast<const std::uint8_t*>(bytes.data()),
-                                                          bytes.size(), &view) == fieldlink::protocol::Status::Ok;
+                                                          bytes.size(), &view) == fieldlink::protocol::CodecResult::Ok;
         const auto now = Clock::now();
         {
             std::lock_guard lock(delivered.mutex);

@@ -24,11 +24,11 @@ void put_header(std::uint8_t* p, Kind kind) noexcept {
 }
 
 // Checks magic, version and kind (in that order) of a message of at least four bytes.
-Status check_header(const std::uint8_t* data, Kind kind) noexcept {
-    if (data[0] != kMagic0 || data[1] != kMagic1) return Status::BadMagic;
-    if (data[2] != kVersion) return Status::UnsupportedVersion;
-    if (data[3] != static_cast<std::uint8_t>(kind)) return Status::WrongKind;
-    return Status::Ok;
+CodecResult check_header(const std::uint8_t* data, Kind kind) noexcept {
+    if (data[0] != kMagic0 || data[1] != kMagic1) return CodecResult::BadMagic;
+    if (data[2] != kVersion) return CodecResult::UnsupportedVersion;
+    if (data[3] != static_cast<std::uint8_t>(kind)) return CodecResult::WrongKind;
+    return CodecResult::Ok;
 }
 
 bool crc_matches(const std::uint8_t* data, std::size_t length) noexcept {
@@ -50,22 +50,22 @@ std::size_t bounded_length(const char* text, std::size_t max) noexcept {
 
 }  // namespace
 
-const char* to_string(Status status) noexcept {
+const char* to_string(CodecResult status) noexcept {
     switch (status) {
-        case Status::Ok: return "ok";
-        case Status::Truncated: return "truncated";
-        case Status::Oversize: return "oversize";
-        case Status::BadMagic: return "bad_magic";
-        case Status::UnsupportedVersion: return "unsupported_version";
-        case Status::WrongKind: return "wrong_kind";
-        case Status::BadChecksum: return "bad_checksum";
-        case Status::BadField: return "bad_field";
-        case Status::EmptyBatch: return "empty_batch";
-        case Status::TooManyRecords: return "too_many_records";
-        case Status::CountMismatch: return "count_mismatch";
-        case Status::SequenceOverflow: return "sequence_overflow";
-        case Status::BufferTooSmall: return "buffer_too_small";
-        case Status::InvalidArgument: return "invalid_argument";
+        case CodecResult::Ok: return "ok";
+        case CodecResult::Truncated: return "truncated";
+        case CodecResult::Oversize: return "oversize";
+        case CodecResult::BadMagic: return "bad_magic";
+        case CodecResult::UnsupportedVersion: return "unsupported_version";
+        case CodecResult::WrongKind: return "wrong_kind";
+        case CodecResult::BadChecksum: return "bad_checksum";
+        case CodecResult::BadField: return "bad_field";
+        case CodecResult::EmptyBatch: return "empty_batch";
+        case CodecResult::TooManyRecords: return "too_many_records";
+        case CodecResult::CountMismatch: return "count_mismatch";
+        case CodecResult::SequenceOverflow: return "sequence_overflow";
+        case CodecResult::BufferTooSmall: return "buffer_too_small";
+        case CodecResult::InvalidArgument: return "invalid_argument";
     }
     return "unknown";
 }
@@ -95,18 +95,18 @@ Record BatchView::record(std::size_t index) const noexcept {
     return r;
 }
 
-Status encode_batch(const BatchHeader& header, const Record* records, std::uint8_t* out,
+CodecResult encode_batch(const BatchHeader& header, const Record* records, std::uint8_t* out,
                     std::size_t capacity, std::size_t* written) noexcept {
     if (header.count == 0 || header.count > kMaxRecordsPerBatch || records == nullptr) {
-        return Status::InvalidArgument;
+        return CodecResult::InvalidArgument;
     }
-    if (header.first_seq == 0 || header.floor_seq > header.first_seq) return Status::InvalidArgument;
-    if (header.first_seq - 1 > UINT64_MAX - header.count) return Status::InvalidArgument;
+    if (header.first_seq == 0 || header.floor_seq > header.first_seq) return CodecResult::InvalidArgument;
+    if (header.first_seq - 1 > UINT64_MAX - header.count) return CodecResult::InvalidArgument;
     for (std::size_t i = 0; i < header.count; ++i) {
-        if (is_nan(records[i].value)) return Status::InvalidArgument;
+        if (is_nan(records[i].value)) return CodecResult::InvalidArgument;
     }
     const std::size_t length = kBatchHeaderSize + header.count * kRecordSize + kCrcSize;
-    if (out == nullptr || capacity < length) return Status::BufferTooSmall;
+    if (out == nullptr || capacity < length) return CodecResult::BufferTooSmall;
 
     put_header(out, Kind::Batch);
     put_u64(out + 4, header.incarnation);
@@ -125,16 +125,16 @@ Status encode_batch(const BatchHeader& header, const Record* records, std::uint8
     }
     seal(out, length - kCrcSize);
     if (written != nullptr) *written = length;
-    return Status::Ok;
+    return CodecResult::Ok;
 }
 
-Status decode_batch(const std::uint8_t* data, std::size_t length, BatchView* out) noexcept {
-    if (data == nullptr || length < kBatchHeaderSize + kCrcSize) return Status::Truncated;
-    if (length > kMaxBatchSize) return Status::Oversize;
+CodecResult decode_batch(const std::uint8_t* data, std::size_t length, BatchView* out) noexcept {
+    if (data == nullptr || length < kBatchHeaderSize + kCrcSize) return CodecResult::Truncated;
+    if (length > kMaxBatchSize) return CodecResult::Oversize;
     const std::size_t body = length - kBatchHeaderSize - kCrcSize;
-    if (body % kRecordSize != 0) return Status::Truncated;
-    if (Status s = check_header(data, Kind::Batch); s != Status::Ok) return s;
-    if (!crc_matches(data, length)) return Status::BadChecksum;
+    if (body % kRecordSize != 0) return CodecResult::Truncated;
+    if (CodecResult s = check_header(data, Kind::Batch); s != CodecResult::Ok) return s;
+    if (!crc_matches(data, length)) return CodecResult::BadChecksum;
 
     BatchHeader h;
     h.incarnation = get_u64(data + 4);
@@ -147,59 +147,59 @@ Status decode_batch(const std::uint8_t* data, std::size_t length, BatchView* out
     h.count = get_u16(data + 42);
     if ((flags & ~kBatchFlagOffsetKnown) != 0 || data[41] != 0 || h.first_seq == 0 ||
         h.floor_seq > h.first_seq) {
-        return Status::BadField;
+        return CodecResult::BadField;
     }
-    if (h.count == 0) return Status::EmptyBatch;
-    if (h.count > kMaxRecordsPerBatch) return Status::TooManyRecords;
-    if (h.count != body / kRecordSize) return Status::CountMismatch;
-    if (h.first_seq - 1 > UINT64_MAX - h.count) return Status::SequenceOverflow;
+    if (h.count == 0) return CodecResult::EmptyBatch;
+    if (h.count > kMaxRecordsPerBatch) return CodecResult::TooManyRecords;
+    if (h.count != body / kRecordSize) return CodecResult::CountMismatch;
+    if (h.first_seq - 1 > UINT64_MAX - h.count) return CodecResult::SequenceOverflow;
     for (std::size_t i = 0; i < h.count; ++i) {
-        if (is_nan_bits(get_u64(data + kBatchHeaderSize + i * kRecordSize + 9))) return Status::BadField;
+        if (is_nan_bits(get_u64(data + kBatchHeaderSize + i * kRecordSize + 9))) return CodecResult::BadField;
     }
 
     if (out != nullptr) {
         out->header = h;
         out->records = data + kBatchHeaderSize;
     }
-    return Status::Ok;
+    return CodecResult::Ok;
 }
 
-Status encode_ack(const Ack& ack, std::uint8_t* out, std::size_t capacity, std::size_t* written) noexcept {
-    if (out == nullptr || capacity < kAckSize) return Status::BufferTooSmall;
+CodecResult encode_ack(const Ack& ack, std::uint8_t* out, std::size_t capacity, std::size_t* written) noexcept {
+    if (out == nullptr || capacity < kAckSize) return CodecResult::BufferTooSmall;
     put_header(out, Kind::Ack);
     put_u64(out + 4, ack.incarnation);
     put_u64(out + 12, ack.watermark);
     put_u64(out + 20, static_cast<std::uint64_t>(ack.gateway_unix_ms));
     seal(out, kAckSize - kCrcSize);
     if (written != nullptr) *written = kAckSize;
-    return Status::Ok;
+    return CodecResult::Ok;
 }
 
-Status decode_ack(const std::uint8_t* data, std::size_t length, Ack* out) noexcept {
-    if (data == nullptr || length < kAckSize) return Status::Truncated;
-    if (length > kAckSize) return Status::Oversize;
-    if (Status s = check_header(data, Kind::Ack); s != Status::Ok) return s;
-    if (!crc_matches(data, length)) return Status::BadChecksum;
+CodecResult decode_ack(const std::uint8_t* data, std::size_t length, Ack* out) noexcept {
+    if (data == nullptr || length < kAckSize) return CodecResult::Truncated;
+    if (length > kAckSize) return CodecResult::Oversize;
+    if (CodecResult s = check_header(data, Kind::Ack); s != CodecResult::Ok) return s;
+    if (!crc_matches(data, length)) return CodecResult::BadChecksum;
     if (out != nullptr) {
         out->incarnation = get_u64(data + 4);
         out->watermark = get_u64(data + 12);
         out->gateway_unix_ms = static_cast<std::int64_t>(get_u64(data + 20));
     }
-    return Status::Ok;
+    return CodecResult::Ok;
 }
 
-Status encode_status(const StatusMessage& status, std::uint8_t* out, std::size_t capacity,
+CodecResult encode_status(const StatusMessage& status, std::uint8_t* out, std::size_t capacity,
                      std::size_t* written) noexcept {
     const std::size_t text_length = bounded_length(status.firmware_version, sizeof status.firmware_version);
-    if (text_length == 0 || text_length > kMaxFirmwareVersionLength) return Status::InvalidArgument;
+    if (text_length == 0 || text_length > kMaxFirmwareVersionLength) return CodecResult::InvalidArgument;
     for (std::size_t i = 0; i < text_length; ++i) {
-        if (!is_printable(status.firmware_version[i])) return Status::InvalidArgument;
+        if (!is_printable(status.firmware_version[i])) return CodecResult::InvalidArgument;
     }
     if (status.state != DeviceState::Offline && status.state != DeviceState::Online) {
-        return Status::InvalidArgument;
+        return CodecResult::InvalidArgument;
     }
     const std::size_t length = kStatusFixedSize + text_length;
-    if (out == nullptr || capacity < length) return Status::BufferTooSmall;
+    if (out == nullptr || capacity < length) return CodecResult::BufferTooSmall;
     put_header(out, Kind::Status);
     out[4] = static_cast<std::uint8_t>(status.state);
     out[5] = static_cast<std::uint8_t>(text_length);
@@ -208,21 +208,21 @@ Status encode_status(const StatusMessage& status, std::uint8_t* out, std::size_t
     std::memcpy(out + 18, status.firmware_version, text_length);
     seal(out, length - kCrcSize);
     if (written != nullptr) *written = length;
-    return Status::Ok;
+    return CodecResult::Ok;
 }
 
-Status decode_status(const std::uint8_t* data, std::size_t length, StatusMessage* out) noexcept {
-    if (data == nullptr || length < kStatusFixedSize + 1) return Status::Truncated;
-    if (length > kMaxStatusSize) return Status::Oversize;
-    if (Status s = check_header(data, Kind::Status); s != Status::Ok) return s;
+CodecResult decode_status(const std::uint8_t* data, std::size_t length, StatusMessage* out) noexcept {
+    if (data == nullptr || length < kStatusFixedSize + 1) return CodecResult::Truncated;
+    if (length > kMaxStatusSize) return CodecResult::Oversize;
+    if (CodecResult s = check_header(data, Kind::Status); s != CodecResult::Ok) return s;
     const std::size_t text_length = data[5];
-    if (text_length == 0 || text_length > kMaxFirmwareVersionLength) return Status::BadField;
-    if (length < kStatusFixedSize + text_length) return Status::Truncated;
-    if (length != kStatusFixedSize + text_length) return Status::BadField;
-    if (!crc_matches(data, length)) return Status::BadChecksum;
-    if (data[4] > static_cast<std::uint8_t>(DeviceState::Online)) return Status::BadField;
+    if (text_length == 0 || text_length > kMaxFirmwareVersionLength) return CodecResult::BadField;
+    if (length < kStatusFixedSize + text_length) return CodecResult::Truncated;
+    if (length != kStatusFixedSize + text_length) return CodecResult::BadField;
+    if (!crc_matches(data, length)) return CodecResult::BadChecksum;
+    if (data[4] > static_cast<std::uint8_t>(DeviceState::Online)) return CodecResult::BadField;
     for (std::size_t i = 0; i < text_length; ++i) {
-        if (!is_printable(static_cast<char>(data[18 + i]))) return Status::BadField;
+        if (!is_printable(static_cast<char>(data[18 + i]))) return CodecResult::BadField;
     }
     if (out != nullptr) {
         out->state = static_cast<DeviceState>(data[4]);
@@ -231,12 +231,12 @@ Status decode_status(const std::uint8_t* data, std::size_t length, StatusMessage
         std::memcpy(out->firmware_version, data + 18, text_length);
         out->firmware_version[text_length] = '\0';
     }
-    return Status::Ok;
+    return CodecResult::Ok;
 }
 
-Status encode_telemetry(const Telemetry& t, std::uint8_t* out, std::size_t capacity,
+CodecResult encode_telemetry(const Telemetry& t, std::uint8_t* out, std::size_t capacity,
                         std::size_t* written) noexcept {
-    if (out == nullptr || capacity < kTelemetrySize) return Status::BufferTooSmall;
+    if (out == nullptr || capacity < kTelemetrySize) return CodecResult::BufferTooSmall;
     put_header(out, Kind::Telemetry);
     put_u64(out + 4, t.incarnation);
     put_u32(out + 12, t.boot);
@@ -249,14 +249,14 @@ Status encode_telemetry(const Telemetry& t, std::uint8_t* out, std::size_t capac
     put_u64(out + 60, t.acked_through);
     seal(out, kTelemetrySize - kCrcSize);
     if (written != nullptr) *written = kTelemetrySize;
-    return Status::Ok;
+    return CodecResult::Ok;
 }
 
-Status decode_telemetry(const std::uint8_t* data, std::size_t length, Telemetry* out) noexcept {
-    if (data == nullptr || length < kTelemetrySize) return Status::Truncated;
-    if (length > kTelemetrySize) return Status::Oversize;
-    if (Status s = check_header(data, Kind::Telemetry); s != Status::Ok) return s;
-    if (!crc_matches(data, length)) return Status::BadChecksum;
+CodecResult decode_telemetry(const std::uint8_t* data, std::size_t length, Telemetry* out) noexcept {
+    if (data == nullptr || length < kTelemetrySize) return CodecResult::Truncated;
+    if (length > kTelemetrySize) return CodecResult::Oversize;
+    if (CodecResult s = check_header(data, Kind::Telemetry); s != CodecResult::Ok) return s;
+    if (!crc_matches(data, length)) return CodecResult::BadChecksum;
     if (out != nullptr) {
         out->incarnation = get_u64(data + 4);
         out->boot = get_u32(data + 12);
@@ -268,7 +268,7 @@ Status decode_telemetry(const std::uint8_t* data, std::size_t length, Telemetry*
         out->next_seq = get_u64(data + 52);
         out->acked_through = get_u64(data + 60);
     }
-    return Status::Ok;
+    return CodecResult::Ok;
 }
 
 }  // namespace fieldlink::protocol

@@ -232,7 +232,7 @@ public:
         for (const Published& p : published) {
             if (p.topic.size() < 3 || p.topic.compare(p.topic.size() - 3, 3, "/up") != 0) continue;
             protocol::BatchView view;
-            if (protocol::decode_batch(p.payload.data(), p.payload.size(), &view) != protocol::Status::Ok) continue;
+            if (protocol::decode_batch(p.payload.data(), p.payload.size(), &view) != protocol::CodecResult::Ok) continue;
             Batch batch;
             batch.header = view.header;
             batch.connection = p.connection;

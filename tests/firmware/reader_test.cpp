@@ -166,7 +166,7 @@ protected:
             EXPECT_EQ(p.qos, 0u);
             EXPECT_FALSE(p.retain);
             protocol::Telemetry t;
-            EXPECT_EQ(protocol::decode_telemetry(p.payload.data(), p.payload.size(), &t), protocol::Status::Ok);
+            EXPECT_EQ(protocol::decode_telemetry(p.payload.data(), p.payload.size(), &t), protocol::CodecResult::Ok);
             out.push_back(t);
         }
         return out;
@@ -253,7 +253,7 @@ TEST_F(ReaderTest, ConnectsWithWillSubscribesAndAnnouncesBirth) {
     EXPECT_EQ(field(pos), test::bytes_of("fieldlink/v1/dev1/status"));
     const Bytes will = field(pos);
     protocol::StatusMessage status;
-    ASSERT_EQ(protocol::decode_status(will.data(), will.size(), &status), protocol::Status::Ok);
+    ASSERT_EQ(protocol::decode_status(will.data(), will.size(), &status), protocol::CodecResult::Ok);
     EXPECT_EQ(status.state, protocol::DeviceState::Offline);
     EXPECT_EQ(status.incarnation, kIncarnation);
     EXPECT_STREQ(status.firmware_version, "test-1.0");
@@ -264,7 +264,7 @@ TEST_F(ReaderTest, ConnectsWithWillSubscribesAndAnnouncesBirth) {
     EXPECT_TRUE(births[0].retain);
     EXPECT_EQ(births[0].qos, 1);
     ASSERT_EQ(protocol::decode_status(births[0].payload.data(), births[0].payload.size(), &status),
-              protocol::Status::Ok);
+              protocol::CodecResult::Ok);
     EXPECT_EQ(status.state, protocol::DeviceState::Online);
 
     // The first batch went out after the subscription, at QoS 1.
@@ -610,7 +610,7 @@ TEST_F(ReaderTest, ShutdownSaysOfflineAndDisconnects) {
     ASSERT_EQ(statuses.size(), 2u);
     protocol::StatusMessage status;
     ASSERT_EQ(protocol::decode_status(statuses[1].payload.data(), statuses[1].payload.size(), &status),
-              protocol::Status::Ok);
+              protocol::CodecResult::Ok);
     EXPECT_EQ(status.state, protocol::DeviceState::Offline);
     EXPECT_TRUE(statuses[1].retain);
     EXPECT_EQ(reader->link_state(), LinkState::Offline);

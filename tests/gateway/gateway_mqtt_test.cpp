@@ -253,7 +253,7 @@ public:
         const std::string& payload = message->get_payload();
         protocol::Ack ack;
         if (protocol::decode_ack(reinterpret_cast<const std::uint8_t*>(payload.data()), payload.size(), &ack) !=
-            protocol::Status::Ok) {
+            protocol::CodecResult::Ok) {
             return std::nullopt;
         }
         return ack;
@@ -336,7 +336,7 @@ TEST_F(GatewayMqttTest, TelemetryIsSubscribedAndStored) {
     t.next_seq = 43;
     std::vector<std::uint8_t> payload(protocol::kTelemetrySize);
     std::size_t written = 0;
-    ASSERT_EQ(protocol::encode_telemetry(t, payload.data(), payload.size(), &written), protocol::Status::Ok);
+    ASSERT_EQ(protocol::encode_telemetry(t, payload.data(), payload.size(), &written), protocol::CodecResult::Ok);
     device.publish_telemetry(payload);
     ASSERT_TRUE(eventually([&] { return gateway.stats().telemetry.load() >= 1; }, kMessageLimit));
     device.publish_telemetry({'b', 'a', 'd'});

@@ -249,7 +249,7 @@ TEST(BinaryBatch, NanValueIsRefused) {
     std::vector<std::uint8_t> out(protocol::kMaxBatchSize);
     std::size_t written = 0;
     ASSERT_EQ(protocol::encode_batch(test::header_for(spec), records.data(), out.data(), out.size(), &written),
-              protocol::Status::Ok);
+              protocol::CodecResult::Ok);
     out.resize(written);
     // The encoder refuses NaN, so patch one into record 1 by hand and fix the CRC.
     const std::size_t value_at = protocol::kBatchHeaderSize + protocol::kRecordSize + 9;
@@ -267,7 +267,7 @@ TEST(BinaryBatch, InfinityIsStorable) {
     std::vector<std::uint8_t> out(protocol::kMaxBatchSize);
     std::size_t written = 0;
     ASSERT_EQ(protocol::encode_batch(test::header_for(spec), records.data(), out.data(), out.size(), &written),
-              protocol::Status::Ok);
+              protocol::CodecResult::Ok);
     out.resize(written);
     EXPECT_TRUE(std::holds_alternative<ReadingBatch>(decode_message(kUp, std::span(out.data(), written))));
 }
@@ -288,7 +288,7 @@ std::vector<std::uint8_t> encode_status(protocol::DeviceState state, const char*
     std::strncpy(status.firmware_version, version, protocol::kMaxFirmwareVersionLength);
     std::vector<std::uint8_t> out(protocol::kMaxStatusSize);
     std::size_t written = 0;
-    EXPECT_EQ(protocol::encode_status(status, out.data(), out.size(), &written), protocol::Status::Ok);
+    EXPECT_EQ(protocol::encode_status(status, out.data(), out.size(), &written), protocol::CodecResult::Ok);
     out.resize(written);
     return out;
 }
@@ -333,7 +333,7 @@ protocol::Telemetry sample_telemetry() {
 std::vector<std::uint8_t> encode_telemetry(const protocol::Telemetry& t) {
     std::vector<std::uint8_t> out(protocol::kTelemetrySize);
     std::size_t written = 0;
-    EXPECT_EQ(protocol::encode_telemetry(t, out.data(), out.size(), &written), protocol::Status::Ok);
+    EXPECT_EQ(protocol::encode_telemetry(t, out.data(), out.size(), &written), protocol::CodecResult::Ok);
     out.resize(written);
     return out;
 }

@@ -60,7 +60,7 @@ protected:
         t.next_seq = 3;
         std::vector<std::uint8_t> payload(protocol::kTelemetrySize);
         std::size_t written = 0;
-        ASSERT_EQ(protocol::encode_telemetry(t, payload.data(), payload.size(), &written), protocol::Status::Ok);
+        ASSERT_EQ(protocol::encode_telemetry(t, payload.data(), payload.size(), &written), protocol::CodecResult::Ok);
         payload.resize(written);
         ASSERT_TRUE(saver.submit("fieldlink/v1/" + device + "/telemetry", payload));
     }
@@ -70,7 +70,7 @@ protected:
         std::map<std::pair<std::string, std::uint64_t>, std::uint64_t> last;
         for (const test::Published& p : publisher_.published()) {
             protocol::Ack ack;
-            EXPECT_EQ(protocol::decode_ack(p.payload.data(), p.payload.size(), &ack), protocol::Status::Ok);
+            EXPECT_EQ(protocol::decode_ack(p.payload.data(), p.payload.size(), &ack), protocol::CodecResult::Ok);
             last[{p.topic, ack.incarnation}] = ack.watermark;
         }
         return last;

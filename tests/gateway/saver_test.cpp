@@ -244,7 +244,7 @@ TEST_F(SaverTest, StatusIsStoredAndEmptyStatusIgnored) {
     std::strcpy(status.firmware_version, "0.1.0");
     std::uint8_t payload[protocol::kMaxStatusSize];
     std::size_t written = 0;
-    ASSERT_EQ(protocol::encode_status(status, payload, sizeof(payload), &written), protocol::Status::Ok);
+    ASSERT_EQ(protocol::encode_status(status, payload, sizeof(payload), &written), protocol::CodecResult::Ok);
     ASSERT_TRUE(saver->submit("fieldlink/v1/dev-1/status", std::span(payload, written)));
     ASSERT_TRUE(saver->submit("fieldlink/v1/dev-2/status", {}));
     saver->flush();
@@ -472,7 +472,7 @@ std::vector<std::uint8_t> telemetry_payload(std::uint64_t incarnation, std::uint
     t.acked_through = 87;
     std::vector<std::uint8_t> out(protocol::kTelemetrySize);
     std::size_t written = 0;
-    EXPECT_EQ(protocol::encode_telemetry(t, out.data(), out.size(), &written), protocol::Status::Ok);
+    EXPECT_EQ(protocol::encode_telemetry(t, out.data(), out.size(), &written), protocol::CodecResult::Ok);
     out.resize(written);
     return out;
 }

@@ -81,7 +81,7 @@ public:
         for (const Published& p : published()) {
             if (p.topic != "fieldlink/v1/" + device + "/ack") continue;
             protocol::Ack ack;
-            EXPECT_EQ(protocol::decode_ack(p.payload.data(), p.payload.size(), &ack), protocol::Status::Ok);
+            EXPECT_EQ(protocol::decode_ack(p.payload.data(), p.payload.size(), &ack), protocol::CodecResult::Ok);
             acks.push_back(ack);
         }
         return acks;
@@ -138,7 +138,7 @@ inline std::vector<std::uint8_t> encode(const BatchSpec& spec) {
     std::vector<std::uint8_t> out(protocol::kMaxBatchSize);
     std::size_t written = 0;
     const auto status = protocol::encode_batch(header_for(spec), records.data(), out.data(), out.size(), &written);
-    EXPECT_EQ(status, protocol::Status::Ok);
+    EXPECT_EQ(status, protocol::CodecResult::Ok);
     out.resize(written);
     return out;
 }

@@ -40,12 +40,12 @@ TEST(ProtocolVectors, BatchUnsynced) {
     const fp::Record records[] = {{0, 1500, 21.5}, {1, 1500, 40.25}};
     std::uint8_t out[fp::kMaxBatchSize];
     std::size_t n = 0;
-    ASSERT_EQ(fp::encode_batch(h, records, out, sizeof out, &n), fp::Status::Ok);
+    ASSERT_EQ(fp::encode_batch(h, records, out, sizeof out, &n), fp::CodecResult::Ok);
     EXPECT_EQ(Bytes(out, out + n), vector_named("batch-unsynced"));
 
     const Bytes doc = vector_named("batch-unsynced");
     fp::BatchView view;
-    ASSERT_EQ(fp::decode_batch(doc.data(), doc.size(), &view), fp::Status::Ok);
+    ASSERT_EQ(fp::decode_batch(doc.data(), doc.size(), &view), fp::CodecResult::Ok);
     EXPECT_EQ(view.header.incarnation, h.incarnation);
     EXPECT_EQ(view.header.first_seq, 1u);
     EXPECT_FALSE(view.header.offset_known);
@@ -67,12 +67,12 @@ TEST(ProtocolVectors, BatchSynced) {
     const fp::Record record{2, 123456, -3.75};
     std::uint8_t out[fp::kMaxBatchSize];
     std::size_t n = 0;
-    ASSERT_EQ(fp::encode_batch(h, &record, out, sizeof out, &n), fp::Status::Ok);
+    ASSERT_EQ(fp::encode_batch(h, &record, out, sizeof out, &n), fp::CodecResult::Ok);
     EXPECT_EQ(Bytes(out, out + n), vector_named("batch-synced"));
 
     const Bytes doc = vector_named("batch-synced");
     fp::BatchView view;
-    ASSERT_EQ(fp::decode_batch(doc.data(), doc.size(), &view), fp::Status::Ok);
+    ASSERT_EQ(fp::decode_batch(doc.data(), doc.size(), &view), fp::CodecResult::Ok);
     EXPECT_TRUE(view.header.offset_known);
     EXPECT_EQ(view.header.boot, 3u);
     EXPECT_EQ(view.header.floor_seq, 990u);
@@ -84,12 +84,12 @@ TEST(ProtocolVectors, Ack) {
     const fp::Ack ack{0x0123456789abcdefULL, 2, 1795312800000};
     std::uint8_t out[fp::kAckSize];
     std::size_t n = 0;
-    ASSERT_EQ(fp::encode_ack(ack, out, sizeof out, &n), fp::Status::Ok);
+    ASSERT_EQ(fp::encode_ack(ack, out, sizeof out, &n), fp::CodecResult::Ok);
     EXPECT_EQ(Bytes(out, out + n), vector_named("ack"));
 
     const Bytes doc = vector_named("ack");
     fp::Ack decoded;
-    ASSERT_EQ(fp::decode_ack(doc.data(), doc.size(), &decoded), fp::Status::Ok);
+    ASSERT_EQ(fp::decode_ack(doc.data(), doc.size(), &decoded), fp::CodecResult::Ok);
     EXPECT_EQ(decoded.incarnation, ack.incarnation);
     EXPECT_EQ(decoded.watermark, 2u);
     EXPECT_EQ(decoded.gateway_unix_ms, 1795312800000);
@@ -104,12 +104,12 @@ TEST(ProtocolVectors, StatusBirthAndWill) {
         std::snprintf(status.firmware_version, sizeof status.firmware_version, "0.1.0");
         std::uint8_t out[fp::kMaxStatusSize];
         std::size_t n = 0;
-        ASSERT_EQ(fp::encode_status(status, out, sizeof out, &n), fp::Status::Ok);
+        ASSERT_EQ(fp::encode_status(status, out, sizeof out, &n), fp::CodecResult::Ok);
         EXPECT_EQ(Bytes(out, out + n), vector_named(name)) << name;
 
         const Bytes doc = vector_named(name);
         fp::StatusMessage decoded;
-        ASSERT_EQ(fp::decode_status(doc.data(), doc.size(), &decoded), fp::Status::Ok) << name;
+        ASSERT_EQ(fp::decode_status(doc.data(), doc.size(), &decoded), fp::CodecResult::Ok) << name;
         EXPECT_EQ(decoded.state, state);
         EXPECT_STREQ(decoded.firmware_version, "0.1.0");
     }
@@ -128,12 +128,12 @@ TEST(ProtocolVectors, Telemetry) {
     t.acked_through = 2500;
     std::uint8_t out[fp::kTelemetrySize];
     std::size_t n = 0;
-    ASSERT_EQ(fp::encode_telemetry(t, out, sizeof out, &n), fp::Status::Ok);
+    ASSERT_EQ(fp::encode_telemetry(t, out, sizeof out, &n), fp::CodecResult::Ok);
     EXPECT_EQ(Bytes(out, out + n), vector_named("telemetry"));
 
     const Bytes doc = vector_named("telemetry");
     fp::Telemetry decoded;
-    ASSERT_EQ(fp::decode_telemetry(doc.data(), doc.size(), &decoded), fp::Status::Ok);
+    ASSERT_EQ(fp::decode_telemetry(doc.data(), doc.size(), &decoded), fp::CodecResult::Ok);
     EXPECT_EQ(decoded.held, 1500u);
     EXPECT_EQ(decoded.next_seq, 4001u);
     EXPECT_EQ(decoded.acked_through, 2500u);

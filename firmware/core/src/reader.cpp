@@ -96,11 +96,11 @@ ReaderStatus Reader::start() noexcept {
     if (version_length > protocol::kMaxFirmwareVersionLength) return ReaderStatus::InvalidConfig;
     std::memcpy(status.firmware_version, config_.firmware_version, version_length + 1);
     status.state = protocol::DeviceState::Online;
-    if (protocol::encode_status(status, birth_, sizeof birth_, &birth_length_) != protocol::Status::Ok) {
+    if (protocol::encode_status(status, birth_, sizeof birth_, &birth_length_) != protocol::CodecResult::Ok) {
         return ReaderStatus::InvalidConfig;
     }
     status.state = protocol::DeviceState::Offline;
-    if (protocol::encode_status(status, will_payload_, sizeof will_payload_, &will_length_) != protocol::Status::Ok) {
+    if (protocol::encode_status(status, will_payload_, sizeof will_payload_, &will_length_) != protocol::CodecResult::Ok) {
         return ReaderStatus::InvalidConfig;
     }
     will_.topic = status_topic_;
@@ -285,7 +285,7 @@ void Reader::publish_batches(std::uint64_t now) noexcept {
 
         std::size_t length = 0;
         if (protocol::encode_batch(header, records, buffers_.batch.data(), buffers_.batch.size(), &length) !=
-            protocol::Status::Ok) {
+            protocol::CodecResult::Ok) {
             return;  // cannot happen with validated buffers; never send a broken batch
         }
         std::uint16_t packet_id = 0;
@@ -324,7 +324,7 @@ void Reader::handle_ack(const mqtt::IncomingMessage& message) noexcept {
     }
     protocol::Ack ack;
     AckOutcome outcome = AckOutcome::Accepted;
-    if (protocol::decode_ack(message.payload, message.payload_length, &ack) != protocol::Status::Ok) {
+    if (protocol::decode_ack(message.payload, message.payload_length, &ack) != protocol::CodecResult::Ok) {
         outcome = AckOutcome::Undecodable;
         ++counters_.acks_invalid;
     } else if (ack.incarnation != store_.incarnation()) {
@@ -365,7 +365,7 @@ void Reader::publish_telemetry(std::uint64_t now) noexcept {
     const protocol::Telemetry t = telemetry();
     std::uint8_t payload[protocol::kTelemetrySize];
     std::size_t length = 0;
-    if (protocol::encode_telemetry(t, payload, sizeof payload, &length) != protocol::Status::Ok) return;
+    if (protocol::encode_telemetry(t, payload, sizeof payload, &length) != protocol::CodecResult::Ok) return;
     std::uint16_t packet_id = 0;
     // QoS 0: health is a snapshot; a lost one is replaced by the next.
     const mqtt::Status sent =

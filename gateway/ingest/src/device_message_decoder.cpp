@@ -247,8 +247,8 @@ std::string_view storable(const BatchBody& body, std::string* detail) {
 Inbound decode_telemetry(std::string_view topic, std::string device, std::span<const std::uint8_t> payload) {
     DeviceTelemetry telemetry{std::move(device), {}};
     protocol::Telemetry& t = telemetry.telemetry;
-    const protocol::Status result = protocol::decode_telemetry(payload.data(), payload.size(), &t);
-    if (result != protocol::Status::Ok) {
+    const protocol::CodecResult result = protocol::decode_telemetry(payload.data(), payload.size(), &t);
+    if (result != protocol::CodecResult::Ok) {
         return reject(topic, protocol::to_string(result), "telemetry rejected by the codec", payload);
     }
     // Stored as signed 64-bit integers (the incarnation is bit-cast like everywhere else).
@@ -275,8 +275,8 @@ Inbound decode_up(std::string_view topic, std::string device, std::span<const st
         if (!decode_json_batch(text, &body, &detail)) return reject(topic, kErrorBadJson, detail, payload);
     } else {
         protocol::BatchView view;
-        const protocol::Status status = protocol::decode_batch(payload.data(), payload.size(), &view);
-        if (status != protocol::Status::Ok) {
+        const protocol::CodecResult status = protocol::decode_batch(payload.data(), payload.size(), &view);
+        if (status != protocol::CodecResult::Ok) {
             return reject(topic, protocol::to_string(status), "binary batch rejected by the codec", payload);
         }
         body.header = view.header;
@@ -330,8 +330,8 @@ Inbound decode_message(std::string_view topic, std::span<const std::uint8_t> pay
             // An empty retained message is how MQTT deletes a retained status.
             if (payload.empty()) return Ignored{"empty retained status (cleared)"};
             DeviceStatus status{std::move(device), {}};
-            const protocol::Status result = protocol::decode_status(payload.data(), payload.size(), &status.status);
-            if (result != protocol::Status::Ok) {
+            const protocol::CodecResult result = protocol::decode_status(payload.data(), payload.size(), &status.status);
+            if (result != protocol::CodecResult::Ok) {
                 return reject(topic, protocol::to_string(result), "status rejected by the codec", payload);
             }
             return status;

@@ -305,7 +305,7 @@ void Saver::publish_ack(const DeviceKey& key, std::uint64_t watermark) {
     char topic[protocol::kMaxTopicLength + 1];
     const std::size_t topic_length =
         protocol::format_topic(key.device.data(), key.device.size(), protocol::TopicKind::Ack, topic, sizeof(topic));
-    if (protocol::encode_ack(ack, payload, sizeof(payload), &written) != protocol::Status::Ok || topic_length == 0) {
+    if (protocol::encode_ack(ack, payload, sizeof(payload), &written) != protocol::CodecResult::Ok || topic_length == 0) {
         // Cannot happen for ids that came through parse_topic; keep going for the others.
         log_.error("cannot encode a commit ack for device '{}'", key.device);
         ++stats_.ack_failures;

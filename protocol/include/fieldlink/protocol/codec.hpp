@@ -34,7 +34,7 @@ inline constexpr std::size_t kTelemetrySize = 72;
 inline constexpr std::uint8_t kBatchFlagOffsetKnown = 0x01;
 
 // Result of every codec call. Decoders check in the order listed here.
-enum class Status : std::uint8_t {
+enum class CodecResult : std::uint8_t {
     Ok = 0,
     Truncated,           // shorter than the fixed part, or not a whole number of records
     Oversize,            // longer than the largest valid message of its kind
@@ -52,7 +52,7 @@ enum class Status : std::uint8_t {
 };
 
 // Stable, human-readable name of a status ("bad_checksum", ...).
-const char* to_string(Status status) noexcept;
+const char* to_string(CodecResult status) noexcept;
 
 // One sensor reading. Its sequence number is implied by its place in a batch.
 struct Record {
@@ -116,20 +116,20 @@ struct StatusMessage {
 std::uint32_t crc32(const std::uint8_t* data, std::size_t length, std::uint32_t crc = 0) noexcept;
 
 // Encoders write the whole message into out[0..capacity) and set *written.
-Status encode_batch(const BatchHeader& header, const Record* records, std::uint8_t* out,
+CodecResult encode_batch(const BatchHeader& header, const Record* records, std::uint8_t* out,
                     std::size_t capacity, std::size_t* written) noexcept;
-Status encode_ack(const Ack& ack, std::uint8_t* out, std::size_t capacity, std::size_t* written) noexcept;
-Status encode_status(const StatusMessage& status, std::uint8_t* out, std::size_t capacity,
+CodecResult encode_ack(const Ack& ack, std::uint8_t* out, std::size_t capacity, std::size_t* written) noexcept;
+CodecResult encode_status(const StatusMessage& status, std::uint8_t* out, std::size_t capacity,
                      std::size_t* written) noexcept;
 
 // Decoders are total: any input gives Ok and a filled result, or an error.
 // They never read outside data[0..length).
-Status decode_batch(const std::uint8_t* data, std::size_t length, BatchView* out) noexcept;
-Status decode_ack(const std::uint8_t* data, std::size_t length, Ack* out) noexcept;
-Status decode_status(const std::uint8_t* data, std::size_t length, StatusMessage* out) noexcept;
+CodecResult decode_batch(const std::uint8_t* data, std::size_t length, BatchView* out) noexcept;
+CodecResult decode_ack(const std::uint8_t* data, std::size_t length, Ack* out) noexcept;
+CodecResult decode_status(const std::uint8_t* data, std::size_t length, StatusMessage* out) noexcept;
 
-Status encode_telemetry(const Telemetry& telemetry, std::uint8_t* out, std::size_t capacity,
+CodecResult encode_telemetry(const Telemetry& telemetry, std::uint8_t* out, std::size_t capacity,
                         std::size_t* written) noexcept;
-Status decode_telemetry(const std::uint8_t* data, std::size_t length, Telemetry* out) noexcept;
+CodecResult decode_telemetry(const std::uint8_t* data, std::size_t length, Telemetry* out) noexcept;
 
 }  // namespace fieldlink::protocol
