@@ -273,6 +273,21 @@ TEST_F(ForwarderTest, ConnectFailuresAreRetriedWithBackoff) {
     EXPECT_EQ(forwarder.status().connect_failures, 3u);
 }
 
+TEST_F(ForwarderTest, LagCountsStoredReadingsNotIdsWhileTheUpstreamIsAway) {
+    store_readings(100);
+    store_readings(100);  // the same seqs again: ignored as duplicates, but each uses an id up
+    store_readings(50, 101);
+    auto upstream = std::make_unique<FakeUpstream>(1);
+    upstream->refuse_connects(1'000'000);
+    Forwarder forwarder(settings(), std::move(upstream), clock_, test::quiet_logger());
+    forwarder.start();
+    ASSERT_TRUE(eventually([&] { return forwarder.status().last_row_id == 250; }));
+    EXPECT_EQ(forwarder.status().lag_rows, 150) << "ids 101..200 were never stored";
+    store_readings(25, 151);
+    EXPECT_TRUE(eventually([&] { return forwarder.status().lag_rows == 175; }))
+        << "the lag follows new readings while disconnected: " << forwarder.status().lag_rows;
+}
+
 TEST_F(ForwarderTest, AfterALongOutageFreshReadingsGoFirstAndTheBacklogFollows) {
     store_readings(5000);  // the backlog: ids 1..5000
     auto upstream = std::make_unique<FakeUpstream>(2);
@@ -293,6 +308,8 @@ TEST_F(ForwarderTest, AfterALongOutageFreshReadingsGoFirstAndTheBacklogFollows) 
     fake.end(pending.back(), true);
     ASSERT_TRUE(eventually([&] { return saved_cursor().live_next_id == 5301; }));
     EXPECT_EQ(saved_cursor().next_id, 501) << "the backlog has its own position";
+    EXPECT_TRUE(eventually([&] { return forwarder.status().lag_rows == 5300 - 500 - 300; }))
+        << "lag counts both lanes' rest: " << forwarder.status().lag_rows;
 
     fake.set_auto_confirm(true);
     ASSERT_TRUE(eventually([&] {

@@ -1,12 +1,15 @@
 // fieldlink-gateway: wires the saver's parts together and runs until SIGINT/SIGTERM.
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <ctime>
 #include <exception>
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <pthread.h>
@@ -18,6 +21,7 @@
 #include "fieldlink/gateway/ingest/paho_broker_link.hpp"
 #include "fieldlink/gateway/ingest/saver.hpp"
 #include "fieldlink/gateway/ingest/stats.hpp"
+#include "fieldlink/gateway/store/retention.hpp"
 #include "fieldlink/gateway/store/sqlite_store.hpp"
 
 namespace {
@@ -41,8 +45,17 @@ void log_forwarders(Logger& log, const Forwarders& forwarders) {
     }
 }
 
+void log_retention(Logger& log, const Retention& retention) {
+    const RetentionStats s = retention.stats();
+    log.info("retention: passes={} deleted_forwarded={} dropped_unforwarded={} deleted_health={} "
+             "deleted_dead_letters={} db_file_bytes={} free_disk_bytes={}{}",
+             s.passes, s.deleted_forwarded_rows, s.dropped_unforwarded_rows, s.deleted_health_rows,
+             s.deleted_dead_letters, s.db_file_bytes, s.free_disk_bytes,
+             s.last_error.empty() ? std::string() : fmt::format(" last_error=\"{}\"", s.last_error));
+}
+
 int wait_for_stop_signal(const Config& config, Logger& log, const Stats& stats, const Saver& saver,
-                         const Forwarders& forwarders, const sigset_t& signals) {
+                         const Forwarders& forwarders, const Retention& retention, const sigset_t& signals) {
     for (;;) {
         if (config.stats_interval_s == 0) {
             int signal = 0;
@@ -57,8 +70,35 @@ int wait_for_stop_signal(const Config& config, Logger& log, const Stats& stats, 
             snapshot.queue_depth = saver.queue_depth();
             log.info("stats: {}", format_stats(snapshot));
             log_forwarders(log, forwarders);
+            log_retention(log, retention);
         }
     }
+}
+
+// Retention's lines through the gateway's Logger (RetentionLogLevel has LogLevel's values).
+class RetentionLogger final : public RetentionLog {
+public:
+    explicit RetentionLogger(Logger& log) : log_(log) {}
+    bool enabled(RetentionLogLevel level) const noexcept override { return log_.enabled(static_cast<LogLevel>(level)); }
+    void write(RetentionLogLevel level, std::string_view line) noexcept override {
+        if (enabled(level)) log_.write(static_cast<LogLevel>(level), line);
+    }
+
+private:
+    Logger& log_;
+};
+
+RetentionSettings retention_settings(const Config& config) {
+    RetentionSettings s;
+    s.max_age_s = config.retention_max_age_s;
+    s.max_db_bytes = config.retention_max_db_bytes;
+    s.min_free_disk_bytes = config.retention_min_free_disk_bytes;
+    s.health_max_age_s = config.retention_health_max_age_s;
+    s.dead_letters_max_age_s = config.retention_dead_letters_max_age_s;
+    s.interval = std::chrono::seconds(config.retention_interval_s);
+    s.delete_batch_rows = config.retention_delete_batch_rows;
+    s.busy_timeout_ms = static_cast<int>(config.busy_timeout_ms);
+    return s;
 }
 
 int run(const Config& config, const sigset_t& signals) {
@@ -67,6 +107,20 @@ int run(const Config& config, const sigset_t& signals) {
         SqliteStore store(store_options(config));
         log.info("database {} (schema v{}, journal {}, synchronous {})", config.db_path, kSchemaVersion,
                  store.journal_mode(), to_string(config.synchronous));
+        if (store.auto_vacuum_upgrade() == AutoVacuumUpgrade::Converted) {
+            log.info("{}", store.auto_vacuum_notice());
+        } else if (store.auto_vacuum_upgrade() != AutoVacuumUpgrade::NotNeeded) {
+            log.warn("{}", store.auto_vacuum_notice());
+        }
+        // Its own connection and thread; the destructor stops it on every way out.
+        RetentionLogger retention_log(log);
+        Retention retention(config.db_path, retention_settings(config), retention_log);
+        {
+            std::vector<std::string> names;
+            for (const UpstreamConfig& upstream : config.upstreams) names.push_back(upstream.name);
+            retention.set_upstreams(std::move(names));
+        }
+        retention.start();
         if (store.journal_mode() != "wal") {
             log.warn("the database is not in WAL mode ({}); commits are slower", store.journal_mode());
         }
@@ -116,15 +170,17 @@ int run(const Config& config, const sigset_t& signals) {
         log.info("fieldlink-gateway running: broker {}, client id '{}', batch {} rows / {} ms, queue {}",
                  config.broker, config.client_id, config.batch_rows, config.batch_delay_ms, config.queue);
 
-        const int signal = wait_for_stop_signal(config, log, stats, saver, forwarders, signals);
+        const int signal = wait_for_stop_signal(config, log, stats, saver, forwarders, retention, signals);
         log.info("{} received: committing what is queued, then disconnecting", signal == SIGINT ? "SIGINT" : "SIGTERM");
         saver.stop();  // drains the queue, commits, publishes the last acks
         link.stop();
+        retention.stop();  // ends its pass at the next transaction
         StatsSnapshot snapshot = stats.snapshot();
         snapshot.queue_depth = saver.queue_depth();
         log.info("stopped: {}", format_stats(snapshot));
         for (auto& forwarder : forwarders) forwarder->stop();  // saves each cursor
         log_forwarders(log, forwarders);
+        log_retention(log, retention);
         return 0;
     } catch (const std::exception& e) {
         log.error("{}", e.what());

@@ -53,6 +53,8 @@ void Forwarder::run() {
             if (!store_) {
                 store_ = std::make_unique<ForwardStore>(settings_.db_path, settings_.busy_timeout_ms);
                 cursor_ = store_->load_cursor(upstream_->name());
+                backlog_pending_.reset();
+                live_pending_.reset();
                 backlog_ = Lane{cursor_.next_id, cursor_.next_id, cursor_.live_from_id.value_or(0), {}};
                 live_.reset();
                 if (cursor_.live_from_id) live_ = Lane{cursor_.live_next_id, cursor_.live_next_id, 0, {}};
@@ -337,11 +339,34 @@ void Forwarder::save_cursor() {
 
 void Forwarder::update_lag() {
     const std::int64_t last = store_->last_row_id();
+    // Unconfirmed: the backlog lane's rest, and the live lane's rest when split.
+    const std::int64_t backlog_end = live_ ? *cursor_.live_from_id : last + 1;
+    std::int64_t pending = backlog_pending_.update(*store_, backlog_.confirmed_end, backlog_end);
+    if (live_) {
+        pending += live_pending_.update(*store_, live_->confirmed_end, last + 1);
+    } else {
+        live_pending_.reset();
+    }
     std::lock_guard lock(mutex_);
     status_.cursor = cursor_;
     status_.last_row_id = last;
-    const std::int64_t confirmed_live = live_ ? live_->confirmed_end - *cursor_.live_from_id : 0;
-    status_.lag_rows = std::max<std::int64_t>(0, last + 1 - cursor_.next_id - confirmed_live);
+    status_.lag_rows = pending;
+}
+
+std::int64_t Forwarder::RangeCount::update(ForwardStore& store, std::int64_t from, std::int64_t end) {
+    constexpr auto kRecountEvery = std::chrono::seconds(60);
+    const auto now = std::chrono::steady_clock::now();
+    end = std::max(from, end);
+    if (!valid_ || from < from_ || end < end_ || from > end_ || now - counted_at_ >= kRecountEvery) {
+        count_ = store.count_rows(from, end);
+        counted_at_ = now;
+    } else {
+        count_ += store.count_rows(end_, end) - store.count_rows(from_, from);
+    }
+    valid_ = true;
+    from_ = from;
+    end_ = end;
+    return count_;
 }
 
 }  // namespace fieldlink::gateway

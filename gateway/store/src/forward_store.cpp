@@ -23,6 +23,7 @@ ForwardStore::ForwardStore(const std::string& path, int busy_timeout_ms) : db_(p
         "SELECT id, device, incarnation, seq, boot, channel, mono_ms, unix_ms, value, received_unix_ms"
         " FROM readings WHERE id >= ?1 AND (?2 = 0 OR id < ?2) ORDER BY id LIMIT ?3");
     last_row_id_ = db_.prepare("SELECT COALESCE(MAX(id), 0) FROM readings");
+    count_rows_ = db_.prepare("SELECT COUNT(*) FROM readings WHERE id >= ?1 AND id < ?2");
 }
 
 ForwardCursor ForwardStore::load_cursor(const std::string& upstream) {
@@ -91,6 +92,17 @@ std::int64_t ForwardStore::last_row_id() {
     const std::int64_t id = last_row_id_.column_int64(0);
     last_row_id_.reset();
     return id;
+}
+
+std::int64_t ForwardStore::count_rows(std::int64_t first_id, std::int64_t end_id) {
+    if (end_id <= first_id) return 0;
+    count_rows_.reset();
+    count_rows_.bind_int64(1, first_id);
+    count_rows_.bind_int64(2, end_id);
+    count_rows_.step();
+    const std::int64_t n = count_rows_.column_int64(0);
+    count_rows_.reset();
+    return n;
 }
 
 }  // namespace fieldlink::gateway

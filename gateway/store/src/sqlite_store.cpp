@@ -3,9 +3,15 @@
 #include <fmt/format.h>
 
 #include <bit>
+#include <chrono>
 #include <cstring>
+#include <exception>
 #include <span>
 #include <string_view>
+#include <tuple>
+#include <utility>
+
+#include "fieldlink/gateway/store/retention.hpp"
 
 namespace fieldlink::gateway {
 namespace {
@@ -88,6 +94,22 @@ CREATE TABLE forward_cursors (
     updated_unix_ms INTEGER NOT NULL
 );
 )sql",
+    // v4: retention (store/retention.hpp). Readings a size limit deleted before an
+    // upstream confirmed them, counted since the file was made: one row per
+    // upstream, device and limit, so the table stays small.
+    R"sql(
+CREATE TABLE retention_drops (
+    upstream TEXT NOT NULL,              -- the [[upstream]] that had not confirmed them
+    device TEXT NOT NULL,
+    reason TEXT NOT NULL,                -- the limit: 'max_db_bytes' or 'min_free_disk_bytes'
+    rows INTEGER NOT NULL,               -- readings dropped
+    first_id INTEGER NOT NULL,           -- lowest readings.id dropped
+    last_id INTEGER NOT NULL,            -- highest readings.id dropped
+    first_unix_ms INTEGER NOT NULL,      -- gateway clock at the first drop
+    last_unix_ms INTEGER NOT NULL,       -- ...and at the latest
+    PRIMARY KEY (upstream, device, reason)
+) WITHOUT ROWID;
+)sql",
 };
 static_assert(std::size(kMigrations) == static_cast<std::size_t>(kSchemaVersion),
               "one migration step per schema version");
@@ -96,6 +118,61 @@ std::int64_t as_db_int(std::uint64_t value) { return std::bit_cast<std::int64_t>
 
 const char* synchronous_pragma(Synchronous synchronous) {
     return synchronous == Synchronous::Full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL";
+}
+
+std::int64_t pragma_int(sqlite::Database& db, const char* pragma) {
+    sqlite::Statement statement = db.prepare(pragma);
+    statement.step();
+    return statement.column_int64(0);
+}
+
+constexpr std::int64_t kAutoVacuumNone = 0;
+
+// An old file without auto_vacuum gets it by one VACUUM (the setting cannot
+// change once tables exist), when that is affordable.
+std::pair<AutoVacuumUpgrade, std::string> convert_to_incremental_vacuum(sqlite::Database& db,
+                                                                        const StoreOptions& options) {
+    if (pragma_int(db, "PRAGMA auto_vacuum") != kAutoVacuumNone) return {AutoVacuumUpgrade::NotNeeded, {}};
+    const std::int64_t bytes = pragma_int(db, "PRAGMA page_count") * pragma_int(db, "PRAGMA page_size");
+    constexpr const char* kConsequence =
+        "retention still deletes and the saver reuses the freed pages, but the file will not shrink";
+    if (bytes > options.upgrade_vacuum_max_bytes) {
+        return {AutoVacuumUpgrade::Skipped,
+                fmt::format("database '{}' ({} bytes) has no incremental auto_vacuum and is larger than {} bytes, so "
+                            "it is not converted at start; {}. To convert it, stop the gateway and run: sqlite3 {} "
+                            "'PRAGMA auto_vacuum = INCREMENTAL; VACUUM' (needs twice its size free)",
+                            db.path(), bytes, options.upgrade_vacuum_max_bytes, kConsequence, db.path())};
+    }
+    // VACUUM writes a temporary copy, then the whole file again through the WAL.
+    std::uint64_t free_bytes = 0;
+    try {
+        free_bytes = free_disk_bytes(directory_of(db.path()));
+    } catch (const std::exception& e) {
+        return {AutoVacuumUpgrade::Skipped,
+                fmt::format("database '{}' has no incremental auto_vacuum and was not converted ({}); {}", db.path(),
+                            e.what(), kConsequence)};
+    }
+    if (free_bytes < 2 * static_cast<std::uint64_t>(bytes) + (1U << 20)) {
+        return {AutoVacuumUpgrade::Skipped,
+                fmt::format("database '{}' ({} bytes) has no incremental auto_vacuum and was not converted: VACUUM "
+                            "needs twice its size free, the disk has {} bytes; {}",
+                            db.path(), bytes, free_bytes, kConsequence)};
+    }
+    const auto start = std::chrono::steady_clock::now();
+    try {
+        db.exec("PRAGMA auto_vacuum = INCREMENTAL");
+        db.exec("VACUUM");
+    } catch (const sqlite::Error& e) {
+        // VACUUM is all or nothing: the file is as it was.
+        return {AutoVacuumUpgrade::Failed,
+                fmt::format("database '{}' could not be converted to incremental auto_vacuum: {}; {}", db.path(),
+                            e.what(), kConsequence)};
+    }
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+    return {AutoVacuumUpgrade::Converted,
+            fmt::format("database '{}' converted to incremental auto_vacuum (one VACUUM of {} bytes, {} ms)", db.path(),
+                        bytes, ms)};
 }
 
 void refuse_newer(sqlite::Database& db) {
@@ -248,6 +325,10 @@ SqliteStore::SqliteStore(const StoreOptions& options) : db_(options.path) {
     db_.exec(fmt::format("PRAGMA busy_timeout = {}", options.busy_timeout_ms));
     // Before anything writes to the file (even the journal mode is stored in it).
     refuse_newer(db_);
+    // auto_vacuum can only be chosen before the first table exists. INCREMENTAL lets
+    // retention give freed pages back to the filesystem (PRAGMA incremental_vacuum).
+    const bool new_file = pragma_int(db_, "PRAGMA page_count") == 0;
+    if (new_file) db_.exec("PRAGMA auto_vacuum = INCREMENTAL");
     {
         sqlite::Statement mode = db_.prepare("PRAGMA journal_mode = WAL");
         mode.step();
@@ -255,6 +336,7 @@ SqliteStore::SqliteStore(const StoreOptions& options) : db_(options.path) {
     }
     db_.exec(synchronous_pragma(options.synchronous));
     migrate(db_);
+    if (!new_file) std::tie(auto_vacuum_upgrade_, auto_vacuum_notice_) = convert_to_incremental_vacuum(db_, options);
 
     insert_reading_ = db_.prepare(
         "INSERT OR IGNORE INTO readings"

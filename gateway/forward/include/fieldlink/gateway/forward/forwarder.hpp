@@ -96,6 +96,23 @@ private:
         std::deque<Sent> sent;
     };
 
+    // The number of stored rows in [from, end), kept up to date by reading only
+    // the ids that entered or left the range since the last call (both ends only
+    // move forward), and recounted in full now and then: retention may delete
+    // rows inside it.
+    class RangeCount {
+    public:
+        std::int64_t update(ForwardStore& store, std::int64_t from, std::int64_t end);
+        void reset() { valid_ = false; }
+
+    private:
+        bool valid_ = false;
+        std::int64_t from_ = 0;
+        std::int64_t end_ = 0;
+        std::int64_t count_ = 0;
+        std::chrono::steady_clock::time_point counted_at_{};
+    };
+
     void run();
     void connect_or_wait();
     void maybe_split_for_fresh_data();
@@ -128,6 +145,8 @@ private:
     std::chrono::steady_clock::time_point tokens_at_{};
     std::chrono::steady_clock::time_point partial_deadline_{};
     bool failed_ = false;  // a chunk failed: close, wait for every outstanding one, then resend
+    RangeCount backlog_pending_;
+    RangeCount live_pending_;
 
     // Shared with the upstream's threads and with status().
     mutable std::mutex mutex_;

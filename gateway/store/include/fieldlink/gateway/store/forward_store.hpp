@@ -59,6 +59,9 @@ public:
     std::vector<ForwardRow> read_rows(std::int64_t first_id, std::int64_t end_id, std::size_t limit);
     // The id of the newest stored reading, 0 when there is none.
     std::int64_t last_row_id();
+    // How many readings have first_id <= id < end_id. Ids have gaps (a duplicate
+    // insert uses one up, retention deletes), so this is not end_id - first_id.
+    std::int64_t count_rows(std::int64_t first_id, std::int64_t end_id);
 
     sqlite::Database& database() noexcept { return db_; }
 
@@ -68,6 +71,7 @@ private:
     sqlite::Statement save_cursor_;
     sqlite::Statement read_rows_;
     sqlite::Statement last_row_id_;
+    sqlite::Statement count_rows_;
 };
 
 }  // namespace fieldlink::gateway
