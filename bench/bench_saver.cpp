@@ -97,9 +97,8 @@ int run(const Options& options, const sigset_t& stop_signals) {
         Stats stats;
         PahoBrokerLink link(mqtt, log);
         Saver saver(settings, *store, link, clock, log, stats);
-        link.set_message_handler([&saver](std::string_view topic, std::span<const std::uint8_t> payload) {
-            saver.submit(topic, payload);
-        });
+        link.set_message_handler(
+            [&saver](std::string_view topic, std::span<const std::uint8_t> payload) { saver.submit(topic, payload); });
         saver.start();
         link.start();
         if (options.tcp_nodelay) {
@@ -120,9 +119,10 @@ int run(const Options& options, const sigset_t& stop_signals) {
         link.stop();
         const StatsSnapshot s = stats.snapshot();
         // One JSON line for bench/run.py.
-        fmt::print("{{\"received\": {}, \"batches\": {}, \"readings\": {}, \"duplicates\": {}, \"commits\": {}, "
-                   "\"acks_sent\": {}, \"rejected\": {}}}\n",
-                   s.received, s.batches, s.stored, s.duplicates, s.commits, s.acks_sent, s.dead_letters);
+        fmt::print(
+            "{{\"received\": {}, \"batches\": {}, \"readings\": {}, \"duplicates\": {}, \"commits\": {}, "
+            "\"acks_sent\": {}, \"rejected\": {}}}\n",
+            s.received, s.batches, s.stored, s.duplicates, s.commits, s.acks_sent, s.dead_letters);
         std::fflush(stdout);
         return 0;
     } catch (const std::exception& e) {
@@ -135,8 +135,9 @@ int run(const Options& options, const sigset_t& stop_signals) {
 
 int main(int argc, char** argv) {
     Options options;
-    CLI::App app{"fieldlink-bench-saver: fieldlink-gateway's pipeline with benchmark knobs (a store that keeps\n"
-                 "nothing, TCP_NODELAY on the broker link). For benchmarks only (bench/run.py)."};
+    CLI::App app{
+        "fieldlink-bench-saver: fieldlink-gateway's pipeline with benchmark knobs (a store that keeps\n"
+        "nothing, TCP_NODELAY on the broker link). For benchmarks only (bench/run.py)."};
     app.option_defaults()->always_capture_default();
     app.add_option("--store", options.store, "null (keeps nothing, acks at once) or sqlite (the gateway's store)")
         ->check(CLI::IsMember({"null", "sqlite"}));
@@ -146,8 +147,7 @@ int main(int argc, char** argv) {
     app.add_option("--batch-rows", options.batch_rows, "Readings per group commit")->check(CLI::Range(1, 100000));
     app.add_option("--batch-delay-ms", options.batch_delay_ms, "Milliseconds a group stays open")
         ->check(CLI::Range(0, 10000));
-    app.add_option("--queue", options.queue, "Messages between the link and the writer")
-        ->check(CLI::Range(1, 1000000));
+    app.add_option("--queue", options.queue, "Messages between the link and the writer")->check(CLI::Range(1, 1000000));
     app.add_flag("--tcp-nodelay", options.tcp_nodelay, "Turn Nagle's algorithm off on the link's socket");
     app.add_option("--log-level", options.log_level, "error, warn, info or debug")
         ->check(CLI::IsMember({"error", "warn", "info", "debug"}));

@@ -188,10 +188,11 @@ int run(const Options& options) {
         ok = ok && r.complete && r.seconds > 0;
         rates += fmt::format("{}{:.1f}", rates.empty() ? "" : ", ", r.seconds > 0 ? r.readings / r.seconds : 0.0);
     }
-    fmt::print("{{\"messages\": {}, \"records_per_message\": {}, \"payload_bytes\": {}, \"inflight\": {}, "
-               "\"undecodable\": {}, \"publish_failures\": {}, \"complete\": {}, \"readings_per_s\": [{}]}}\n",
-               options.messages, options.records, payload.size(), options.inflight, delivered.undecodable,
-               window.failures.load(), ok ? "true" : "false", rates);
+    fmt::print(
+        "{{\"messages\": {}, \"records_per_message\": {}, \"payload_bytes\": {}, \"inflight\": {}, "
+        "\"undecodable\": {}, \"publish_failures\": {}, \"complete\": {}, \"readings_per_s\": [{}]}}\n",
+        options.messages, options.records, payload.size(), options.inflight, delivered.undecodable,
+        window.failures.load(), ok ? "true" : "false", rates);
     std::fflush(stdout);
     return ok ? 0 : 1;
 }
@@ -200,8 +201,9 @@ int run(const Options& options) {
 
 int main(int argc, char** argv) {
     Options options;
-    CLI::App app{"fieldlink-bench-broker-ceiling: the rate at which the broker delivers N batches of R records\n"
-                 "to a QoS 1 subscriber that decodes them and stores nothing. Prints one JSON line."};
+    CLI::App app{
+        "fieldlink-bench-broker-ceiling: the rate at which the broker delivers N batches of R records\n"
+        "to a QoS 1 subscriber that decodes them and stores nothing. Prints one JSON line."};
     app.option_defaults()->always_capture_default();
     app.add_option("--broker", options.broker, "Broker URI");
     app.add_option("--topic", options.topic, "Topic to use (keep it outside fieldlink/v1/ so no saver stores it)");

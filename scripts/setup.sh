@@ -13,7 +13,7 @@ packages=(
   # broker and tools used by the demo and the tests
   mosquitto mosquitto-clients sqlite3 python3
   # tests
-  libgtest-dev libgmock-dev clang libclang-rt-14-dev
+  libgtest-dev libgmock-dev clang libclang-rt-14-dev clang-format
   # Cortex-M firmware
   gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib
 )

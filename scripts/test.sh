@@ -2,12 +2,14 @@
 # The README's test command: installs what is missing, builds with warnings as
 # errors, runs every test, then builds again under AddressSanitizer and
 # UndefinedBehaviorSanitizer and runs the unit and integration tests there.
+# First it checks that the C++ sources are formatted (scripts/check-format.sh).
 #   scripts/test.sh            everything (what CI runs)
 #   scripts/test.sh -L unit    only tests with that label (passed to ctest)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
+scripts/check-format.sh
 
 jobs=$(nproc 2>/dev/null || echo 2)
 

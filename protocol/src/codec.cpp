@@ -73,9 +73,8 @@ const char* to_string(CodecResult status) noexcept {
 std::uint32_t crc32(const std::uint8_t* data, std::size_t length, std::uint32_t crc) noexcept {
     // Nibble table: 64 bytes of flash instead of 1 KiB, fast enough for MCU links.
     static constexpr std::uint32_t kTable[16] = {
-        0x00000000u, 0x1DB71064u, 0x3B6E20C8u, 0x26D930ACu, 0x76DC4190u, 0x6B6B51F4u,
-        0x4DB26158u, 0x5005713Cu, 0xEDB88320u, 0xF00F9344u, 0xD6D6A3E8u, 0xCB61B38Cu,
-        0x9B64C2B0u, 0x86D3D2D4u, 0xA00AE278u, 0xBDBDF21Cu,
+        0x00000000u, 0x1DB71064u, 0x3B6E20C8u, 0x26D930ACu, 0x76DC4190u, 0x6B6B51F4u, 0x4DB26158u, 0x5005713Cu,
+        0xEDB88320u, 0xF00F9344u, 0xD6D6A3E8u, 0xCB61B38Cu, 0x9B64C2B0u, 0x86D3D2D4u, 0xA00AE278u, 0xBDBDF21Cu,
     };
     crc = ~crc;
     for (std::size_t i = 0; i < length; ++i) {
@@ -95,8 +94,8 @@ Record BatchView::record(std::size_t index) const noexcept {
     return r;
 }
 
-CodecResult encode_batch(const BatchHeader& header, const Record* records, std::uint8_t* out,
-                    std::size_t capacity, std::size_t* written) noexcept {
+CodecResult encode_batch(const BatchHeader& header, const Record* records, std::uint8_t* out, std::size_t capacity,
+                         std::size_t* written) noexcept {
     if (header.count == 0 || header.count > kMaxRecordsPerBatch || records == nullptr) {
         return CodecResult::InvalidArgument;
     }
@@ -145,8 +144,7 @@ CodecResult decode_batch(const std::uint8_t* data, std::size_t length, BatchView
     const std::uint8_t flags = data[40];
     h.offset_known = (flags & kBatchFlagOffsetKnown) != 0;
     h.count = get_u16(data + 42);
-    if ((flags & ~kBatchFlagOffsetKnown) != 0 || data[41] != 0 || h.first_seq == 0 ||
-        h.floor_seq > h.first_seq) {
+    if ((flags & ~kBatchFlagOffsetKnown) != 0 || data[41] != 0 || h.first_seq == 0 || h.floor_seq > h.first_seq) {
         return CodecResult::BadField;
     }
     if (h.count == 0) return CodecResult::EmptyBatch;
@@ -189,7 +187,7 @@ CodecResult decode_ack(const std::uint8_t* data, std::size_t length, Ack* out) n
 }
 
 CodecResult encode_status(const StatusMessage& status, std::uint8_t* out, std::size_t capacity,
-                     std::size_t* written) noexcept {
+                          std::size_t* written) noexcept {
     const std::size_t text_length = bounded_length(status.firmware_version, sizeof status.firmware_version);
     if (text_length == 0 || text_length > kMaxFirmwareVersionLength) return CodecResult::InvalidArgument;
     for (std::size_t i = 0; i < text_length; ++i) {
@@ -235,7 +233,7 @@ CodecResult decode_status(const std::uint8_t* data, std::size_t length, StatusMe
 }
 
 CodecResult encode_telemetry(const Telemetry& t, std::uint8_t* out, std::size_t capacity,
-                        std::size_t* written) noexcept {
+                             std::size_t* written) noexcept {
     if (out == nullptr || capacity < kTelemetrySize) return CodecResult::BufferTooSmall;
     put_header(out, Kind::Telemetry);
     put_u64(out + 4, t.incarnation);

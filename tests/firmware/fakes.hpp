@@ -232,7 +232,8 @@ public:
         for (const Published& p : published) {
             if (p.topic.size() < 3 || p.topic.compare(p.topic.size() - 3, 3, "/up") != 0) continue;
             protocol::BatchView view;
-            if (protocol::decode_batch(p.payload.data(), p.payload.size(), &view) != protocol::CodecResult::Ok) continue;
+            if (protocol::decode_batch(p.payload.data(), p.payload.size(), &view) != protocol::CodecResult::Ok)
+                continue;
             Batch batch;
             batch.header = view.header;
             batch.connection = p.connection;
@@ -291,8 +292,7 @@ private:
                 ++disconnects;
                 connected_ = false;
                 break;
-            default:
-                break;
+            default: break;
         }
     }
 

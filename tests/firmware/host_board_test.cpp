@@ -112,9 +112,9 @@ TEST(HostOptions, ParsesChannelPeriodsHexAndLevels) {
 }
 
 TEST(HostOptions, CommandLineDefaultsAndOverrides) {
-    std::vector<std::string> args = {"fieldlink-reader", "--device",         "dev-1", "--channels", "4",
-                                     "--period",         "500",              "--channel-period", "3=2000",
-                                     "--incarnation",    "a1",               "--broker", "127.0.0.1:1999"};
+    std::vector<std::string> args = {
+        "fieldlink-reader", "--device", "dev-1",         "--channels", "4",        "--period",      "500",
+        "--channel-period", "3=2000",   "--incarnation", "a1",         "--broker", "127.0.0.1:1999"};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     int exit_code = -1;

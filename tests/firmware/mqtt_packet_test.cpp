@@ -86,13 +86,15 @@ TEST(MqttEncode, ConnectWithLastWill) {
     // Spec 3.1: fixed header, protocol name, level 4, flags, keep alive, then
     // the payload fields in the order client id, will topic, will message.
     const Bytes expected = concat({
-        {0x10, 53},                          // CONNECT, remaining length 10 + 13 + 26 + 4
-        {0x00, 0x04, 'M', 'Q', 'T', 'T'},    // protocol name
-        {0x04},                              // protocol level 3.1.1
-        {0x2E},                              // will retain 0x20 | will QoS 1 0x08 | will 0x04 | clean 0x02
-        {0x00, 0x1E},                        // keep alive 30 s
-        {0x00, 0x0B}, bytes_of("reader-dev1"),
-        {0x00, 0x18}, bytes_of("fieldlink/v1/dev1/status"),
+        {0x10, 53},                        // CONNECT, remaining length 10 + 13 + 26 + 4
+        {0x00, 0x04, 'M', 'Q', 'T', 'T'},  // protocol name
+        {0x04},                            // protocol level 3.1.1
+        {0x2E},                            // will retain 0x20 | will QoS 1 0x08 | will 0x04 | clean 0x02
+        {0x00, 0x1E},                      // keep alive 30 s
+        {0x00, 0x0B},
+        bytes_of("reader-dev1"),
+        {0x00, 0x18},
+        bytes_of("fieldlink/v1/dev1/status"),
         {0x00, 0x02, 0x01, 0x02},
     });
     std::uint8_t out[128];
@@ -109,8 +111,8 @@ TEST(MqttEncode, ConnectWithCredentialsAndNoWill) {
     options.keep_alive_s = 0;
     options.username = "u";
     options.password = "pw";
-    const Bytes expected = {0x10, 20,  0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04,
-                            0xC2,                        // user name 0x80 | password 0x40 | clean 0x02
+    const Bytes expected = {0x10, 20,   0x00, 0x04, 'M', 'Q',  'T',  'T', 0x04,
+                            0xC2,  // user name 0x80 | password 0x40 | clean 0x02
                             0x00, 0x00, 0x00, 0x01, 'c', 0x00, 0x01, 'u', 0x00, 0x02, 'p', 'w'};
     std::uint8_t out[64];
     std::size_t written = 0;
@@ -252,15 +254,15 @@ TEST(MqttDecode, PublishQos0AndQos1) {
 }
 
 TEST(MqttDecode, RejectsMalformedPublish) {
-    EXPECT_EQ(decode({0x30, 0x03, 0x00, 0x05, 't'}), Status::Malformed);        // topic longer than packet
-    EXPECT_EQ(decode({0x30, 0x01, 0x00}), Status::Malformed);                   // no room for topic length
-    EXPECT_EQ(decode({0x30, 0x02, 0x00, 0x00}), Status::Malformed);             // empty topic
+    EXPECT_EQ(decode({0x30, 0x03, 0x00, 0x05, 't'}), Status::Malformed);              // topic longer than packet
+    EXPECT_EQ(decode({0x30, 0x01, 0x00}), Status::Malformed);                         // no room for topic length
+    EXPECT_EQ(decode({0x30, 0x02, 0x00, 0x00}), Status::Malformed);                   // empty topic
     EXPECT_EQ(decode({0x36, 0x05, 0x00, 0x01, 't', 0x00, 0x01}), Status::Malformed);  // QoS 3
-    EXPECT_EQ(decode({0x38, 0x03, 0x00, 0x01, 't'}), Status::Malformed);        // DUP with QoS 0
+    EXPECT_EQ(decode({0x38, 0x03, 0x00, 0x01, 't'}), Status::Malformed);              // DUP with QoS 0
     EXPECT_EQ(decode({0x32, 0x05, 0x00, 0x01, 't', 0x00, 0x00}), Status::Malformed);  // packet id 0
-    EXPECT_EQ(decode({0x32, 0x04, 0x00, 0x01, 't', 0x00}), Status::Malformed);  // packet id cut off
-    EXPECT_EQ(decode({0x30, 0x03, 0x00, 0x01, '#'}), Status::Malformed);        // wildcard in a topic name
-    EXPECT_EQ(decode({0x30, 0x03, 0x00, 0x01, 0x00}), Status::Malformed);       // NUL in a topic name
+    EXPECT_EQ(decode({0x32, 0x04, 0x00, 0x01, 't', 0x00}), Status::Malformed);        // packet id cut off
+    EXPECT_EQ(decode({0x30, 0x03, 0x00, 0x01, '#'}), Status::Malformed);              // wildcard in a topic name
+    EXPECT_EQ(decode({0x30, 0x03, 0x00, 0x01, 0x00}), Status::Malformed);             // NUL in a topic name
 }
 
 TEST(MqttDecode, AcksSubackPingresp) {
@@ -270,7 +272,7 @@ TEST(MqttDecode, AcksSubackPingresp) {
     EXPECT_EQ(p.packet_id, 7);
     EXPECT_EQ(decode({0x40, 0x02, 0x00, 0x00}), Status::Malformed);  // packet id 0
     EXPECT_EQ(decode({0x40, 0x03, 0x00, 0x07, 0x00}), Status::Malformed);
-    EXPECT_EQ(decode({0x62, 0x02, 0x00, 0x01}), Status::Ok);         // PUBREL has flags 0010
+    EXPECT_EQ(decode({0x62, 0x02, 0x00, 0x01}), Status::Ok);  // PUBREL has flags 0010
     EXPECT_EQ(decode({0x60, 0x02, 0x00, 0x01}), Status::Malformed);
 
     ASSERT_EQ(decode({0x90, 0x03, 0x00, 0x01, 0x01}, &p), Status::Ok);

@@ -190,7 +190,8 @@ protected:
         for (const auto& batch : broker.batches()) highest = std::max(highest, batch.last_seq());
         if (highest > acked_by_test) {
             acked_by_test = highest;
-            broker.deliver_ack(kDevice, kIncarnation, highest, 1'700'000'000'000 + static_cast<std::int64_t>(clock.now));
+            broker.deliver_ack(kDevice, kIncarnation, highest,
+                               1'700'000'000'000 + static_cast<std::int64_t>(clock.now));
         }
     }
 
@@ -245,7 +246,8 @@ TEST_F(ReaderTest, ConnectsWithWillSubscribesAndAnnouncesBirth) {
     std::size_t pos = 10;
     auto field = [&](std::size_t& p) {
         const std::size_t n = static_cast<std::size_t>((body[p] << 8) | body[p + 1]);
-        Bytes out(body.begin() + static_cast<std::ptrdiff_t>(p + 2), body.begin() + static_cast<std::ptrdiff_t>(p + 2 + n));
+        Bytes out(body.begin() + static_cast<std::ptrdiff_t>(p + 2),
+                  body.begin() + static_cast<std::ptrdiff_t>(p + 2 + n));
         p += 2 + n;
         return out;
     };
@@ -349,11 +351,11 @@ TEST_F(ReaderTest, AckWatermarkIgnoresStaleForeignAndBogusAcks) {
     broker.deliver_ack(kDevice, kIncarnation, 5);
     settle();
     EXPECT_EQ(reader->acked_through(), 5u);
-    EXPECT_EQ(store.oldest_seq(), 6u);  // trimmed through the watermark
+    EXPECT_EQ(store.oldest_seq(), 6u);   // trimmed through the watermark
     EXPECT_EQ(reader->in_flight(), 2u);  // [4..6] still partly open, [7..10] sent
 
-    broker.deliver_ack(kDevice, kIncarnation, 3);  // out of order
-    broker.deliver_ack(kDevice, kIncarnation, 5);  // duplicate
+    broker.deliver_ack(kDevice, kIncarnation, 3);      // out of order
+    broker.deliver_ack(kDevice, kIncarnation, 5);      // duplicate
     broker.deliver_ack(kDevice, kIncarnation ^ 1, 9);  // another incarnation
     broker.deliver_ack(kDevice, kIncarnation, 1'000);  // never produced
     broker.deliver("fieldlink/v1/dev1/ack", test::bytes_of("not an ack"));
@@ -365,10 +367,9 @@ TEST_F(ReaderTest, AckWatermarkIgnoresStaleForeignAndBogusAcks) {
     EXPECT_EQ(counters.acks_stale, 2u);
     EXPECT_EQ(counters.acks_foreign, 1u);
     EXPECT_EQ(counters.acks_invalid, 2u);
-    EXPECT_EQ(events.ack_outcomes,
-              (std::vector<AckOutcome>{AckOutcome::Accepted, AckOutcome::Stale, AckOutcome::Stale,
-                                       AckOutcome::OtherIncarnation, AckOutcome::AheadOfProduced,
-                                       AckOutcome::Undecodable}));
+    EXPECT_EQ(events.ack_outcomes, (std::vector<AckOutcome>{AckOutcome::Accepted, AckOutcome::Stale, AckOutcome::Stale,
+                                                            AckOutcome::OtherIncarnation, AckOutcome::AheadOfProduced,
+                                                            AckOutcome::Undecodable}));
 
     broker.deliver_ack(kDevice, kIncarnation, 10);
     settle();
@@ -507,7 +508,8 @@ TEST_F(ReaderTest, DrainsEverythingWithAGateway) {
     // Every produced reading arrived, in order, with its value.
     std::vector<double> values(produced + 1, -1.0);
     for (const auto& batch : broker.batches()) {
-        for (std::size_t i = 0; i < batch.records.size(); ++i) values[batch.header.first_seq + i] = batch.records[i].value;
+        for (std::size_t i = 0; i < batch.records.size(); ++i)
+            values[batch.header.first_seq + i] = batch.records[i].value;
     }
     for (const StoredReading& r : events.readings) EXPECT_EQ(values[r.seq], r.record.value) << r.seq;
 }
@@ -559,7 +561,7 @@ TEST_F(ReaderTest, SpoolBacklogStartsAtWatermarkAndCutsAtBootChange) {
     BacklogStore spool(/*current_boot=*/2);
     for (int i = 0; i < 3; ++i) spool.add(0, 0, 100u * static_cast<unsigned>(i), i);  // seq 1..3, boot 0
     for (int i = 0; i < 5; ++i) spool.add(1, 0, 100u * static_cast<unsigned>(i), i);  // seq 4..8, boot 1
-    spool.forget_through(2);  // committed before the reboot
+    spool.forget_through(2);                                                          // committed before the reboot
     ReaderConfig c = config();
     c.batch_size = 16;
     c.window = 4;

@@ -13,7 +13,8 @@ namespace {
 
 class TelemetryReporterTest : public ::testing::Test {
 protected:
-    explicit TelemetryReporterTest(std::uint32_t boot = 0) : store(boot), wall_clock(store), reporter(store, wall_clock) {
+    explicit TelemetryReporterTest(std::uint32_t boot = 0)
+        : store(boot), wall_clock(store), reporter(store, wall_clock) {
         wall_clock.start(250);
     }
 

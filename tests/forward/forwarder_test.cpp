@@ -159,8 +159,9 @@ protected:
             spec.first_seq = first_seq;
             spec.count = n;
             auto transaction = store_->begin();
-            transaction->insert_readings(ReadingBatch{device, BatchBody{test::header_for(spec), test::records_for(spec)}},
-                                         std::nullopt, clock_.unix_ms() - 60'000);
+            transaction->insert_readings(
+                ReadingBatch{device, BatchBody{test::header_for(spec), test::records_for(spec)}}, std::nullopt,
+                clock_.unix_ms() - 60'000);
             transaction->commit();
             first_seq += n;
             count -= n;

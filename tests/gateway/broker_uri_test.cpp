@@ -31,8 +31,8 @@ TEST(BrokerUri, SchemesPortsAndHosts) {
 }
 
 TEST(BrokerUri, RefusesWhatPahoWouldNotConnectTo) {
-    for (const char* bad : {"127.0.0.1:1883", "http://host", "tcp://", "tcp://:1883", "tcp://host:0", "tcp://host:65536",
-                            "tcp://host:", "tcp://host:12ab", "TCP://host", ""}) {
+    for (const char* bad : {"127.0.0.1:1883", "http://host", "tcp://", "tcp://:1883", "tcp://host:0",
+                            "tcp://host:65536", "tcp://host:", "tcp://host:12ab", "TCP://host", ""}) {
         EXPECT_FALSE(parse_broker_uri(bad)) << bad;
     }
 }

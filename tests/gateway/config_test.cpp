@@ -197,12 +197,12 @@ TEST(CommandLine, BadFileExitsWithUsageCode) {
 
 TEST(CommandLine, BadValuesExitWithUsageCode) {
     for (const auto& args : std::vector<std::vector<std::string>>{{"--batch-rows", "0"},
-                                                                   {"--batch-rows", "many"},
-                                                                   {"--synchronous", "off"},
-                                                                   {"--log-level", "loud"},
-                                                                   {"--broker", "localhost"},
-                                                                   {"--config", "/nonexistent/gw.toml"},
-                                                                   {"--no-such-option"}}) {
+                                                                  {"--batch-rows", "many"},
+                                                                  {"--synchronous", "off"},
+                                                                  {"--log-level", "loud"},
+                                                                  {"--broker", "localhost"},
+                                                                  {"--config", "/nonexistent/gw.toml"},
+                                                                  {"--no-such-option"}}) {
         const CommandLine cl = parse(args);
         ASSERT_TRUE(cl.exit_code) << args[0];
         EXPECT_EQ(*cl.exit_code, kExitUsage) << args[0];
@@ -288,12 +288,14 @@ max_bytes_per_s = 10000
 TEST(Config, BadUpstreamsNameTheKeyAndTheUpstream) {
     const auto error = [](const std::string& table) { return config_error("[[upstream]]\n" + table); };
     EXPECT_NE(error("kind = \"mqtt\"\nuri = \"tcp://h:1\"\n").find("needs a 'name'"), std::string::npos);
-    EXPECT_NE(error("name = \"a\"\nkind = \"kafka\"\n").find("'upstream[1].kind' must be one of \"mqtt\", \"postgres\""),
-              std::string::npos);
+    EXPECT_NE(
+        error("name = \"a\"\nkind = \"kafka\"\n").find("'upstream[1].kind' must be one of \"mqtt\", \"postgres\""),
+        std::string::npos);
     EXPECT_NE(error("name = \"a\"\nkind = \"mqtt\"\n").find("upstream 'a' (kind \"mqtt\") needs 'uri'"),
               std::string::npos);
-    EXPECT_NE(error("name = \"a\"\nkind = \"mqtt\"\nuri = \"localhost:1883\"\n").find("'upstream[1].uri' must be a URI"),
-              std::string::npos);
+    EXPECT_NE(
+        error("name = \"a\"\nkind = \"mqtt\"\nuri = \"localhost:1883\"\n").find("'upstream[1].uri' must be a URI"),
+        std::string::npos);
     EXPECT_NE(error("name = \"a\"\nkind = \"postgres\"\nconninfo = \"x\"\ntopic = \"t\"\n")
                   .find("'upstream.topic' belongs to kind \"mqtt\", but upstream 'a' is kind \"postgres\""),
               std::string::npos);

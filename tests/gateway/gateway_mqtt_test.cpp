@@ -147,8 +147,8 @@ public:
         address.sin_family = AF_INET;
         address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         address.sin_port = htons(static_cast<std::uint16_t>(port));
-        listening_ = fd_ >= 0 && bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
-                     listen(fd_, 16) == 0;
+        listening_ =
+            fd_ >= 0 && bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 && listen(fd_, 16) == 0;
         if (listening_) acceptor_ = std::thread([this] { accept_loop(); });
     }
     ~SilentBroker() {
@@ -183,8 +183,7 @@ private:
 // The gateway's parts wired as in main.cpp.
 class Gateway {
 public:
-    Gateway(const std::string& db_path, int port, Logger& log, const SaverSettings& saver_settings = {})
-        : log_(log) {
+    Gateway(const std::string& db_path, int port, Logger& log, const SaverSettings& saver_settings = {}) : log_(log) {
         StoreOptions options;
         options.path = db_path;
         store_ = std::make_unique<SqliteStore>(options);
@@ -225,8 +224,9 @@ private:
 class Device {
 public:
     Device(int port, const std::string& id)
-        : id_(id), client_("tcp://127.0.0.1:" + std::to_string(port), "test-device-" + id,
-                           static_cast<mqtt::iclient_persistence*>(nullptr)) {
+        : id_(id),
+          client_("tcp://127.0.0.1:" + std::to_string(port), "test-device-" + id,
+                  static_cast<mqtt::iclient_persistence*>(nullptr)) {
         client_.start_consuming();
         auto options = mqtt::connect_options_builder().clean_session(true).finalize();
         client_.connect(options)->wait_for(kStartupLimit);
@@ -344,8 +344,9 @@ TEST_F(GatewayMqttTest, TelemetryIsSubscribedAndStored) {
     gateway.stop();
     EXPECT_EQ(count(db_path_, "SELECT count(*) FROM device_health WHERE device = 'dev-7' AND held = 42 AND boot = 2"),
               1);
-    EXPECT_EQ(count(db_path_, "SELECT count(*) FROM dead_letters WHERE error = 'truncated' AND topic LIKE "
-                              "'%/telemetry'"),
+    EXPECT_EQ(count(db_path_,
+                    "SELECT count(*) FROM dead_letters WHERE error = 'truncated' AND topic LIKE "
+                    "'%/telemetry'"),
               1);
 }
 

@@ -100,9 +100,7 @@ TEST_P(JsonBatchInvalid, IsRejectedAsBadJson) {
               GetParam().payload.substr(0, kMaxDeadLetterPayload));
 }
 
-std::string with(const std::string& members) {
-    return "{" + members + "}";
-}
+std::string with(const std::string& members) { return "{" + members + "}"; }
 const std::string kReadings = R"("readings":[{"ch":0,"t":1,"v":1}])";
 const std::string kBase = R"("v":1,"incarnation":"a1","first_seq":1,)";
 
@@ -174,12 +172,13 @@ TEST(JsonBatch, TopLevelValuesOtherThanAnObjectAreRefused) {
 // Numbers the JSON form reads but the database cannot hold get the same
 // errors as in a binary batch, and -0.0 and exponents are ordinary values.
 TEST(JsonBatch, RangeErrorsAfterDecodingMatchTheBinaryForm) {
-    EXPECT_EQ(rejection(decode_text(kUp, with(R"("v":1,"incarnation":"a1","first_seq":9223372036854775808,)" +
-                                              kReadings))),
-              "seq_out_of_range");
+    EXPECT_EQ(
+        rejection(decode_text(kUp, with(R"("v":1,"incarnation":"a1","first_seq":9223372036854775808,)" + kReadings))),
+        "seq_out_of_range");
     EXPECT_EQ(rejection(decode_text(kUp, with(kBase + R"("readings":[{"ch":0,"t":9223372036854775808,"v":1}])"))),
               "bad_value");
-    const Inbound ok = decode_text(kUp, with(kBase + R"("readings":[{"ch":0,"t":1,"v":-0.0},{"ch":0,"t":2,"v":2.5e3}])"));
+    const Inbound ok =
+        decode_text(kUp, with(kBase + R"("readings":[{"ch":0,"t":1,"v":-0.0},{"ch":0,"t":2,"v":2.5e3}])"));
     const auto* batch = std::get_if<ReadingBatch>(&ok);
     ASSERT_NE(batch, nullptr);
     EXPECT_TRUE(std::signbit(batch->body.records[0].value));
@@ -220,8 +219,7 @@ TEST(BinaryBatch, CodecErrorsKeepTheirNames) {
     EXPECT_EQ(rejection(decode_text(kUp, "this is not a batch")), "truncated");
     EXPECT_EQ(rejection(decode_text(kUp, std::string(48, 'x'))), "bad_magic");
     EXPECT_EQ(rejection(decode_text(kUp, "")), "truncated");
-    EXPECT_EQ(rejection(decode_message(kUp, std::vector<std::uint8_t>(protocol::kMaxBatchSize + 1, 'F'))),
-              "oversize");
+    EXPECT_EQ(rejection(decode_message(kUp, std::vector<std::uint8_t>(protocol::kMaxBatchSize + 1, 'F'))), "oversize");
 }
 
 TEST(BinaryBatch, PayloadsAboveTheGatewayLimitAreOversize) {
@@ -304,9 +302,7 @@ TEST(Status, BirthIsDecoded) {
     EXPECT_STREQ(status->status.firmware_version, "1.2.3");
 }
 
-TEST(Status, EmptyRetainedPayloadIsIgnored) {
-    EXPECT_TRUE(std::holds_alternative<Ignored>(decode_text(kStatus, "")));
-}
+TEST(Status, EmptyRetainedPayloadIsIgnored) { EXPECT_TRUE(std::holds_alternative<Ignored>(decode_text(kStatus, ""))); }
 
 TEST(Status, MalformedStatusIsRejected) {
     auto payload = encode_status(protocol::DeviceState::Offline, "x");

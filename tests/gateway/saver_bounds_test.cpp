@@ -261,8 +261,8 @@ TEST_F(SaverBoundsTest, EvictedBootOffsetIsRelearntFromTheNextBatchThatCarriesIt
     again.mono_start_ms = 3000;
     submit(*saver, "dev-1", again);  // seq 5..6 with the offset: fills 3..4
     saver->flush();
-    EXPECT_EQ(unix_times("dev-1"), (std::vector<std::optional<std::int64_t>>{1'001'000, 1'001'100, 1'002'000,
-                                                                            1'002'100, 1'003'000, 1'003'100}));
+    EXPECT_EQ(unix_times("dev-1"), (std::vector<std::optional<std::int64_t>>{1'001'000, 1'001'100, 1'002'000, 1'002'100,
+                                                                             1'003'000, 1'003'100}));
     EXPECT_EQ(publisher_.acks_for("dev-1").back().watermark, 6u);
     EXPECT_LE(saver->tracked_state().boot_clocks, 1u);
 }

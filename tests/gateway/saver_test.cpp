@@ -46,9 +46,7 @@ public:
     std::atomic<int> failures_left{0};
     std::atomic<int> attempts{0};
 
-    std::unique_ptr<StoreTransaction> begin() override {
-        return std::make_unique<Transaction>(*this, inner_.begin());
-    }
+    std::unique_ptr<StoreTransaction> begin() override { return std::make_unique<Transaction>(*this, inner_.begin()); }
     StoredWatermark load_watermark(const DeviceKey& key) override { return inner_.load_watermark(key); }
 
 private:
@@ -266,8 +264,8 @@ TEST_F(SaverTest, TimeRuleFillsEarlierRowsOfTheBootOnceTheOffsetIsKnown) {
     other_boot.first_seq = 3;
     ASSERT_TRUE(submit(*saver, other_boot));  // 3..4 in boot 2, no offset
     saver->flush();
-    EXPECT_EQ(unix_times(db(), "dev-1"), (std::vector<std::optional<std::int64_t>>{std::nullopt, std::nullopt,
-                                                                                  std::nullopt, std::nullopt}));
+    EXPECT_EQ(unix_times(db(), "dev-1"),
+              (std::vector<std::optional<std::int64_t>>{std::nullopt, std::nullopt, std::nullopt, std::nullopt}));
 
     BatchSpec synced = spec;
     synced.first_seq = 5;
@@ -276,9 +274,8 @@ TEST_F(SaverTest, TimeRuleFillsEarlierRowsOfTheBootOnceTheOffsetIsKnown) {
     synced.mono_start_ms = 5000;
     ASSERT_TRUE(submit(*saver, synced));  // 5..6, boot 1, offset known
     saver->flush();
-    EXPECT_EQ(unix_times(db(), "dev-1"),
-              (std::vector<std::optional<std::int64_t>>{1'001'000, 1'001'100, std::nullopt, std::nullopt, 1'005'000,
-                                                        1'005'100}));
+    EXPECT_EQ(unix_times(db(), "dev-1"), (std::vector<std::optional<std::int64_t>>{
+                                             1'001'000, 1'001'100, std::nullopt, std::nullopt, 1'005'000, 1'005'100}));
     EXPECT_EQ(stats_.snapshot().unix_ms_filled, 2u);
 
     // A late batch of boot 1 that was sent before the device knew the offset.
@@ -516,8 +513,9 @@ TEST_F(SaverTest, TelemetryIsStoredInTheGroupCommitAndDropsAreWarnedOncePerChang
     saver.stop();
 
     EXPECT_EQ(count(db(), "SELECT count(*) FROM device_health"), 5);
-    EXPECT_EQ(count(db(), "SELECT count(*) FROM device_health WHERE device = 'dev-1' AND held = 12 AND "
-                          "acked_through = 87 AND next_seq = 100 AND uptime_ms = 60000 AND boot = 1"),
+    EXPECT_EQ(count(db(),
+                    "SELECT count(*) FROM device_health WHERE device = 'dev-1' AND held = 12 AND "
+                    "acked_through = 87 AND next_seq = 100 AND uptime_ms = 60000 AND boot = 1"),
               5);
     EXPECT_EQ(count(db(), "SELECT received_unix_ms FROM device_health LIMIT 1"), kNow);
     EXPECT_EQ(count(db(), "SELECT count(*) FROM readings"), 2);

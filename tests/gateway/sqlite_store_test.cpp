@@ -76,10 +76,10 @@ TEST_F(SqliteStoreTest, FreshDatabaseGetsTheCurrentSchemaInWalMode) {
     EXPECT_EQ(store.journal_mode(), "wal");
     EXPECT_EQ(count(store.database(), "PRAGMA synchronous"), 2) << "FULL by default";
     for (const char* table : {"readings", "watermarks", "dead_letters", "devices", "device_health"}) {
-        EXPECT_EQ(count(store.database(),
-                        std::string("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '") + table +
-                            "'"),
-                  1)
+        EXPECT_EQ(
+            count(store.database(),
+                  std::string("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '") + table + "'"),
+            1)
             << table;
     }
 }
@@ -136,21 +136,26 @@ TEST_F(SqliteStoreTest, VersionOneFileIsUpgradedAndKeepsItsData) {
         sqlite::Database db(options().path);
         migrate(db, 1);
         ASSERT_EQ(schema_version(db), 1);
-        db.exec("INSERT INTO readings (device, incarnation, seq, boot, channel, mono_ms, unix_ms, value,"
-                " received_unix_ms) VALUES ('old-1', 161, 1, 0, 2, 1000, NULL, 21.5, 5)");
+        db.exec(
+            "INSERT INTO readings (device, incarnation, seq, boot, channel, mono_ms, unix_ms, value,"
+            " received_unix_ms) VALUES ('old-1', 161, 1, 0, 2, 1000, NULL, 21.5, 5)");
         db.exec("INSERT INTO watermarks (device, incarnation, watermark, updated_unix_ms) VALUES ('old-1', 161, 1, 5)");
         EXPECT_EQ(count(db, "SELECT count(*) FROM sqlite_master WHERE name = 'device_health'"), 0);
     }
     SqliteStore store(options());
     EXPECT_EQ(schema_version(store.database()), kSchemaVersion) << "every step up to the current one";
-    EXPECT_EQ(count(store.database(), "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = "
-                                      "'device_health'"),
+    EXPECT_EQ(count(store.database(),
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = "
+                    "'device_health'"),
               1);
-    EXPECT_EQ(count(store.database(), "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = "
-                                      "'forward_cursors'"),
-              1) << "v3";
-    EXPECT_EQ(count(store.database(), "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = "
-                                      "'device_health_by_device'"),
+    EXPECT_EQ(count(store.database(),
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = "
+                    "'forward_cursors'"),
+              1)
+        << "v3";
+    EXPECT_EQ(count(store.database(),
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = "
+                    "'device_health_by_device'"),
               1);
     ASSERT_EQ(rows(store.database(), "old-1").size(), 1u);
     EXPECT_EQ(rows(store.database(), "old-1")[0].value, 21.5);

@@ -49,7 +49,7 @@ fp::CodecResult decode_exact(const std::uint8_t* data, std::size_t length, fp::B
     if (s == fp::CodecResult::Ok) {
         fp::BatchView& v = view ? *view : local;
         for (std::size_t i = 0; i < v.header.count; ++i) (void)v.record(i);  // touch every record
-        if (view) *view = {};  // points into the copy that dies here
+        if (view) *view = {};                                                // points into the copy that dies here
     }
     return s;
 }
@@ -245,7 +245,10 @@ TEST(BatchMalformed, RandomMutationsAreTotal) {
         for (int e = 0; e < edits; ++e) {
             switch (rng() % 3) {
                 case 0: m[rng() % m.size()] = static_cast<std::uint8_t>(rng()); break;
-                case 1: m.resize(rng() % (m.size() + 1)); if (m.empty()) m.push_back(0); break;
+                case 1:
+                    m.resize(rng() % (m.size() + 1));
+                    if (m.empty()) m.push_back(0);
+                    break;
                 default: m.insert(m.begin() + static_cast<long>(rng() % m.size()), static_cast<std::uint8_t>(rng()));
             }
         }
@@ -329,7 +332,8 @@ TEST(StatusNames, AreStableAndDistinct) {
     EXPECT_STREQ(fp::to_string(fp::CodecResult::CountMismatch), "count_mismatch");
     for (int a = 0; a <= static_cast<int>(fp::CodecResult::InvalidArgument); ++a) {
         for (int b = a + 1; b <= static_cast<int>(fp::CodecResult::InvalidArgument); ++b) {
-            EXPECT_STRNE(fp::to_string(static_cast<fp::CodecResult>(a)), fp::to_string(static_cast<fp::CodecResult>(b)));
+            EXPECT_STRNE(fp::to_string(static_cast<fp::CodecResult>(a)),
+                         fp::to_string(static_cast<fp::CodecResult>(b)));
         }
     }
 }
@@ -337,7 +341,8 @@ TEST(StatusNames, AreStableAndDistinct) {
 TEST(BatchMalformed, NaNValueIsABadField) {
     Bytes m = make_batch(3);
     const std::uint64_t quiet_nan = 0x7FF8000000000001ULL;
-    for (int i = 0; i < 8; ++i) m[fp::kBatchHeaderSize + fp::kRecordSize + 9 + i] = static_cast<std::uint8_t>(quiet_nan >> (8 * i));
+    for (int i = 0; i < 8; ++i)
+        m[fp::kBatchHeaderSize + fp::kRecordSize + 9 + i] = static_cast<std::uint8_t>(quiet_nan >> (8 * i));
     reseal(m);
     EXPECT_EQ(decode_exact(m.data(), m.size()), fp::CodecResult::BadField);
 

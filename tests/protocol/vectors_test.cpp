@@ -96,8 +96,8 @@ TEST(ProtocolVectors, Ack) {
 }
 
 TEST(ProtocolVectors, StatusBirthAndWill) {
-    for (const auto& [name, state] : {std::pair{"status-online", fp::DeviceState::Online},
-                                      std::pair{"status-offline", fp::DeviceState::Offline}}) {
+    for (const auto& [name, state] :
+         {std::pair{"status-online", fp::DeviceState::Online}, std::pair{"status-offline", fp::DeviceState::Offline}}) {
         fp::StatusMessage status;
         status.state = state;
         status.incarnation = 0x0123456789abcdefULL;

@@ -56,8 +56,7 @@ TEST_F(FileFlashTest, HasNorSemanticsAndPersists) {
     const std::array<std::uint8_t, 8> data{0xF0, 0x0F, 0x00, 0xFF, 0x12, 0x34, 0x56, 0x78};
     {
         FileFlash flash;
-        ASSERT_EQ(flash.open(path_.c_str(), kGeometry, FileFlash::Durability::ProcessCrashOnly),
-                  hal::FlashStatus::Ok);
+        ASSERT_EQ(flash.open(path_.c_str(), kGeometry, FileFlash::Durability::ProcessCrashOnly), hal::FlashStatus::Ok);
         ASSERT_EQ(flash.program(520, data.data(), data.size()), hal::FlashStatus::Ok);
         const std::array<std::uint8_t, 8> sets_bit{0xF1, 0x0F, 0x00, 0xFF, 0x12, 0x34, 0x56, 0x78};
         EXPECT_EQ(flash.program(520, sets_bit.data(), sets_bit.size()), hal::FlashStatus::NotErased);

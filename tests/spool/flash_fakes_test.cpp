@@ -71,8 +71,8 @@ TEST(FaultFlash, PassesThroughUntilTheCut) {
     FaultFlash flash(ram);
     flash.cut_power_at(2, CutMode::Skip, 1);
     const std::array<std::uint8_t, 4> data{1, 2, 3, 4};
-    EXPECT_EQ(flash.program(0, data.data(), 4), hal::FlashStatus::Ok);  // op 0
-    EXPECT_EQ(flash.erase(1), hal::FlashStatus::Ok);                    // op 1
+    EXPECT_EQ(flash.program(0, data.data(), 4), hal::FlashStatus::Ok);       // op 0
+    EXPECT_EQ(flash.erase(1), hal::FlashStatus::Ok);                         // op 1
     EXPECT_EQ(flash.program(4, data.data(), 4), hal::FlashStatus::IoError);  // op 2: cut, skipped
     EXPECT_FALSE(flash.powered());
     EXPECT_EQ(ram.bytes()[4], 0xFF);

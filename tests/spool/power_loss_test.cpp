@@ -36,20 +36,19 @@ protocol::Record make_record(std::uint64_t n) {
 
 bool same(const StoredReading& a, const StoredReading& b) {
     return a.seq == b.seq && a.boot == b.boot && a.record.channel == b.record.channel &&
-           a.record.mono_ms == b.record.mono_ms &&
-           std::memcmp(&a.record.value, &b.record.value, sizeof(double)) == 0;
+           a.record.mono_ms == b.record.mono_ms && std::memcmp(&a.record.value, &b.record.value, sizeof(double)) == 0;
 }
 
 // What the device was told, and so what the spool owes it.
 struct Reference {
-    std::map<std::uint64_t, StoredReading> held;   // append returned Ok
-    std::map<std::uint64_t, StoredReading> maybe;  // append failed: may be on flash, then intact
-    std::uint64_t trimmed = 0;                     // highest watermark passed to trim (even if it failed)
-    std::uint64_t highest_seq = 0;                 // highest seq handed out or attempted
-    std::uint64_t dropped_at_check = 0;            // dropped() at the last check
-    std::uint64_t incarnation = 0;                 // 0 until the first mount completes
-    std::uint64_t produced = 0;                    // readings produced, for their values
-    std::map<std::uint32_t, std::int64_t> offsets;        // boot -> wall offset noted with Ok
+    std::map<std::uint64_t, StoredReading> held;    // append returned Ok
+    std::map<std::uint64_t, StoredReading> maybe;   // append failed: may be on flash, then intact
+    std::uint64_t trimmed = 0;                      // highest watermark passed to trim (even if it failed)
+    std::uint64_t highest_seq = 0;                  // highest seq handed out or attempted
+    std::uint64_t dropped_at_check = 0;             // dropped() at the last check
+    std::uint64_t incarnation = 0;                  // 0 until the first mount completes
+    std::uint64_t produced = 0;                     // readings produced, for their values
+    std::map<std::uint32_t, std::int64_t> offsets;  // boot -> wall offset noted with Ok
     std::map<std::uint32_t, std::set<std::int64_t>> maybe_offsets;  // boot -> notes that did not complete
 };
 
@@ -258,11 +257,10 @@ private:
                 ++dropped_here;
                 continue;
             }
-            return broken("lost reading seq " + std::to_string(seq) + " (floor " +
-                          std::to_string(store.floor_seq()) + ")");
+            return broken("lost reading seq " + std::to_string(seq) + " (floor " + std::to_string(store.floor_seq()) +
+                          ")");
         }
-        if (store.dropped() < ref_.dropped_at_check ||
-            dropped_here > store.dropped() - ref_.dropped_at_check) {
+        if (store.dropped() < ref_.dropped_at_check || dropped_here > store.dropped() - ref_.dropped_at_check) {
             return broken("dropped readings not counted");
         }
         if (policy_ == FullPolicy::RefuseNew && (store.dropped() != 0 || store.floor_seq() > ref_.trimmed)) {
@@ -322,12 +320,12 @@ private:
     std::string error_;
 };
 
-#define FIELDLINK_STEP(expression)          \
-    do {                                    \
-        const Step step_ = (expression);    \
-        if (step_ != Step::Ok) {            \
-            return step_;                   \
-        }                                   \
+#define FIELDLINK_STEP(expression)       \
+    do {                                 \
+        const Step step_ = (expression); \
+        if (step_ != Step::Ok) {         \
+            return step_;                \
+        }                                \
     } while (false)
 
 // The scripted life of a device; stops at the first cut.
@@ -404,8 +402,8 @@ TEST_P(PowerLossSweep, EveryCutPointRecovers) {
         CutMode mode;
         std::uint64_t seed;
     };
-    const Mode modes[] = {{CutMode::Skip, 0},  {CutMode::Complete, 0}, {CutMode::Torn, 1},
-                          {CutMode::Torn, 2},  {CutMode::Torn, 3},     {CutMode::Torn, 4}};
+    const Mode modes[] = {{CutMode::Skip, 0}, {CutMode::Complete, 0}, {CutMode::Torn, 1},
+                          {CutMode::Torn, 2}, {CutMode::Torn, 3},     {CutMode::Torn, 4}};
     std::uint64_t runs = 0;
     for (std::uint64_t cut = 0; cut < operations; ++cut) {
         for (const Mode& mode : modes) {
@@ -440,8 +438,8 @@ TEST_P(PowerLossSweep, EveryCutPointRecovers) {
     }
     RecordProperty("cut_points", static_cast<int>(operations));
     RecordProperty("runs", static_cast<int>(runs));
-    std::printf("%s: %llu cut points x (%zu modes + %llu second cuts) = %llu power cuts recovered\n",
-                sweep.name, static_cast<unsigned long long>(operations), sizeof modes / sizeof modes[0],
+    std::printf("%s: %llu cut points x (%zu modes + %llu second cuts) = %llu power cuts recovered\n", sweep.name,
+                static_cast<unsigned long long>(operations), sizeof modes / sizeof modes[0],
                 static_cast<unsigned long long>(kSecondCuts), static_cast<unsigned long long>(runs));
 }
 

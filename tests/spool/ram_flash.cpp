@@ -69,12 +69,9 @@ hal::FlashStatus RamFlash::erase(std::uint32_t sector) {
 
 const char* to_string(CutMode mode) {
     switch (mode) {
-    case CutMode::Skip:
-        return "skip";
-    case CutMode::Torn:
-        return "torn";
-    case CutMode::Complete:
-        return "complete";
+        case CutMode::Skip: return "skip";
+        case CutMode::Torn: return "torn";
+        case CutMode::Complete: return "complete";
     }
     return "?";
 }
@@ -184,17 +181,17 @@ void FaultFlash::tear_erase(std::uint32_t sector) {
     }
     const std::size_t split = static_cast<std::size_t>(next_random() % geometry.sector_size);
     switch (next_random() % 3) {
-    case 0:  // erased from the start up to `split`
-        std::fill_n(result.begin(), split, 0xFF);
-        break;
-    case 1:  // erased from `split` to the end: the start, with the header, survives
-        std::fill(result.begin() + static_cast<std::ptrdiff_t>(split), result.end(), 0xFF);
-        break;
-    default:  // half-erased cells: random bits go to 1 everywhere
-        for (auto& byte : result) {
-            byte = static_cast<std::uint8_t>(byte | next_random());
-        }
-        break;
+        case 0:  // erased from the start up to `split`
+            std::fill_n(result.begin(), split, 0xFF);
+            break;
+        case 1:  // erased from `split` to the end: the start, with the header, survives
+            std::fill(result.begin() + static_cast<std::ptrdiff_t>(split), result.end(), 0xFF);
+            break;
+        default:  // half-erased cells: random bits go to 1 everywhere
+            for (auto& byte : result) {
+                byte = static_cast<std::uint8_t>(byte | next_random());
+            }
+            break;
     }
     (void)inner_.erase(sector);
     (void)inner_.program(start, result.data(), result.size());

@@ -35,9 +35,7 @@ struct Readings final : reader::ReaderEvents {
 
 class ReaderOnSpoolTest : public ::testing::Test {
 protected:
-    ReaderOnSpoolTest() : flash(hal::FlashGeometry{512, 64, 8}), sensors(3), broker(clock) {
-        random.value = 0x5eed;
-    }
+    ReaderOnSpoolTest() : flash(hal::FlashGeometry{512, 64, 8}), sensors(3), broker(clock) { random.value = 0x5eed; }
 
     static ReaderConfig config() {
         ReaderConfig c = test::reader_test_config(kDevice);
@@ -184,8 +182,8 @@ TEST_F(ReaderOnSpoolTest, RebootKeepsWhatWasNotAckedAndSendsItFirst) {
     ack(14, second_gateway_ms);
     const StoredReading& oldest = events.by_seq.at(15);
     EXPECT_EQ(reader->telemetry().oldest_unacked_age_ms,
-              static_cast<std::uint64_t>(second_gateway_ms - (static_cast<std::int64_t>(oldest.record.mono_ms) +
-                                                              first_offset)));
+              static_cast<std::uint64_t>(second_gateway_ms -
+                                         (static_cast<std::int64_t>(oldest.record.mono_ms) + first_offset)));
 
     // The gateway commits everything: the spool empties and nothing was lost or altered.
     auto_ack = true;

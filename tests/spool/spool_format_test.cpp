@@ -147,8 +147,7 @@ TEST(SpoolFormat, OffsetMarker) {
     EXPECT_EQ(static_cast<std::int64_t>(slot.value), kOffset);
 
     // Signed: an offset before 1970 survives too.
-    encode_marker(kTypeOffset, 1, 2, static_cast<std::uint64_t>(std::int64_t{-3'600'000}), kIncarnation, 1,
-                  out.data());
+    encode_marker(kTypeOffset, 1, 2, static_cast<std::uint64_t>(std::int64_t{-3'600'000}), kIncarnation, 1, out.data());
     EXPECT_EQ(static_cast<std::int64_t>(decoded(out).value), -3'600'000);
 }
 

@@ -381,7 +381,7 @@ TEST_F(SpoolTest, TornAppendSkipsItsSequenceNumber) {
         ASSERT_EQ(store.mount(), StoreStatus::Ok);
         EXPECT_EQ(store.next_seq(), 3u);
         EXPECT_EQ(store.append(make_record(3), nullptr), StoreStatus::IoError);
-        EXPECT_EQ(store.next_seq(), 4u);  // spent, even in RAM
+        EXPECT_EQ(store.next_seq(), 4u);                                         // spent, even in RAM
         EXPECT_EQ(store.append(make_record(4), nullptr), StoreStatus::IoError);  // needs a remount now
     }
     ASSERT_EQ(boot(), StoreStatus::Ok);

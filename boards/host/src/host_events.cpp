@@ -39,8 +39,8 @@ void Logger::write(LogLevel level, const std::string& message) const {
     ::gmtime_r(&now.tv_sec, &utc);
     char stamp[32];
     std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &utc);
-    fmt::print(stderr, "{}.{:03}Z {} fieldlink-reader[{}]: {}\n", stamp, now.tv_usec / 1000, level_name(level),
-               device_, message);
+    fmt::print(stderr, "{}.{:03}Z {} fieldlink-reader[{}]: {}\n", stamp, now.tv_usec / 1000, level_name(level), device_,
+               message);
 }
 
 RecordFile::~RecordFile() {
@@ -54,11 +54,11 @@ bool RecordFile::open(const std::string& path) {
 
 bool RecordFile::write(const std::string& device, std::uint64_t incarnation, const reader::StoredReading& reading) {
     if (file_ == nullptr) return true;
-    const int n = std::fprintf(file_, "%s,%016llx,%llu,%lu,%u,%llu,%.17g\n", device.c_str(),
-                               static_cast<unsigned long long>(incarnation),
-                               static_cast<unsigned long long>(reading.seq), static_cast<unsigned long>(reading.boot),
-                               static_cast<unsigned>(reading.record.channel),
-                               static_cast<unsigned long long>(reading.record.mono_ms), reading.record.value);
+    const int n =
+        std::fprintf(file_, "%s,%016llx,%llu,%lu,%u,%llu,%.17g\n", device.c_str(),
+                     static_cast<unsigned long long>(incarnation), static_cast<unsigned long long>(reading.seq),
+                     static_cast<unsigned long>(reading.boot), static_cast<unsigned>(reading.record.channel),
+                     static_cast<unsigned long long>(reading.record.mono_ms), reading.record.value);
     return n > 0 && std::fflush(file_) == 0;
 }
 

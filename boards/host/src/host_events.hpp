@@ -75,7 +75,7 @@ private:
     std::string device_;
     std::uint64_t incarnation_;
     bool record_failed_ = false;
-    std::uint32_t failed_attempts_ = 0;  // consecutive connection failures, to quiet the log
+    std::uint32_t failed_attempts_ = 0;                 // consecutive connection failures, to quiet the log
     std::array<std::uint64_t, 256> sample_failures_{};  // per channel, to quiet the log
 };
 

@@ -80,7 +80,8 @@ int run(const Options& options) {
         if (const hal::FlashStatus status = flash.open(options.flash_file.c_str(), geometry, durability);
             status != hal::FlashStatus::Ok) {
             if (std::strcmp(flash.last_call(), "size") == 0) {
-                log.log(LogLevel::Error, "flash file {} is not {} sectors of 4096 bytes (--flash-sectors); left as it is",
+                log.log(LogLevel::Error,
+                        "flash file {} is not {} sectors of 4096 bytes (--flash-sectors); left as it is",
                         options.flash_file, options.flash_sectors);
             } else if (flash.last_error() == EWOULDBLOCK) {
                 log.log(LogLevel::Error, "flash file {} is in use by another process", options.flash_file);
@@ -172,12 +173,13 @@ int run(const Options& options) {
             c.batches_sent, c.acks_accepted, c.acks_stale, c.acks_foreign, c.acks_invalid, c.refused, c.sensor_errors,
             c.store_errors, c.connect_failures, c.telemetry_sent, c.offsets_noted);
     // Scripts parse this line as key=value pairs; new keys go at the end.
-    std::printf("summary device=%s incarnation=%016llx produced=%llu acked_through=%llu dropped=%llu "
-                "reconnects=%llu resends=%llu sensor_errors=%llu\n",
-                options.device.c_str(), static_cast<unsigned long long>(incarnation),
-                static_cast<unsigned long long>(c.produced), static_cast<unsigned long long>(c.acked_through),
-                static_cast<unsigned long long>(c.dropped), static_cast<unsigned long long>(c.reconnects),
-                static_cast<unsigned long long>(c.resends), static_cast<unsigned long long>(c.sensor_errors));
+    std::printf(
+        "summary device=%s incarnation=%016llx produced=%llu acked_through=%llu dropped=%llu "
+        "reconnects=%llu resends=%llu sensor_errors=%llu\n",
+        options.device.c_str(), static_cast<unsigned long long>(incarnation),
+        static_cast<unsigned long long>(c.produced), static_cast<unsigned long long>(c.acked_through),
+        static_cast<unsigned long long>(c.dropped), static_cast<unsigned long long>(c.reconnects),
+        static_cast<unsigned long long>(c.resends), static_cast<unsigned long long>(c.sensor_errors));
     std::fflush(stdout);
     return exit_code;
 }

@@ -42,8 +42,8 @@ bool parse_broker(std::string_view text, std::string* host, std::uint16_t* port)
 bool parse_channel_period(std::string_view text, unsigned* channel, std::uint32_t* period_ms) {
     const std::size_t equals = text.find('=');
     if (equals == std::string_view::npos) return false;
-    return parse_unsigned(text.substr(0, equals), channel) &&
-           parse_unsigned(text.substr(equals + 1), period_ms) && *period_ms > 0;
+    return parse_unsigned(text.substr(0, equals), channel) && parse_unsigned(text.substr(equals + 1), period_ms) &&
+           *period_ms > 0;
 }
 
 bool parse_hex_u64(std::string_view text, std::uint64_t* value) {
@@ -91,8 +91,9 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
             std::uint16_t port = 0;
             return parse_broker(text, &host, &port) ? std::string() : "expected HOST:PORT with a port 1..65535";
         });
-    app.add_option("--channels", channels, "Number of simulated sensor channels (0 temperature, 1 humidity, "
-                                           "2 pressure, 3 battery, then analog inputs)")
+    app.add_option("--channels", channels,
+                   "Number of simulated sensor channels (0 temperature, 1 humidity, "
+                   "2 pressure, 3 battery, then analog inputs)")
         ->check(CLI::Range(1u, static_cast<unsigned>(reader::kMaxChannels)));
     app.add_option("--period", period_ms, "Sampling period of every channel, in milliseconds")
         ->check(CLI::Range(1u, 86'400'000u));
@@ -115,8 +116,9 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
     app.add_option("--connect-timeout", o.connect_timeout_ms,
                    "Milliseconds allowed for TCP connect, and then each of CONNACK and SUBACK")
         ->check(CLI::Range(1u, 3'600'000u));
-    app.add_option("--reconnect-min", o.reconnect_min_ms, "First reconnect delay in ms (doubles per failure, "
-                                                          "with jitter)")
+    app.add_option("--reconnect-min", o.reconnect_min_ms,
+                   "First reconnect delay in ms (doubles per failure, "
+                   "with jitter)")
         ->check(CLI::Range(1u, 3'600'000u));
     app.add_option("--reconnect-max", o.reconnect_max_ms, "Cap of the reconnect delay in ms")
         ->check(CLI::Range(1u, 3'600'000u));
@@ -144,8 +146,9 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
             return parse_hex_u64(text, &value) ? std::string() : "expected 1 to 16 hex digits";
         });
     app.add_option("--seed", o.seed, "Extra seed for the simulated sensors (the device id is always mixed in)");
-    app.add_option("--duration", o.duration_s, "Seconds to sample before draining and exiting (0: until "
-                                               "SIGINT/SIGTERM)");
+    app.add_option("--duration", o.duration_s,
+                   "Seconds to sample before draining and exiting (0: until "
+                   "SIGINT/SIGTERM)");
     app.add_option("--drain-timeout", o.drain_timeout_s,
                    "After stop: seconds to keep sending until every reading is acked (exit 0), else exit 3");
     app.add_option("--telemetry-interval", o.telemetry_interval_s,

@@ -35,8 +35,7 @@ hal::TransportStatus status_of_connect_error(int error) {
 
 // Connects one address with a deadline; returns the socket or -1 and sets *error.
 int connect_one(const addrinfo& address, Clock::time_point deadline, int* error) {
-    const int fd = ::socket(address.ai_family, address.ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                            address.ai_protocol);
+    const int fd = ::socket(address.ai_family, address.ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, address.ai_protocol);
     if (fd < 0) {
         *error = errno;
         return -1;

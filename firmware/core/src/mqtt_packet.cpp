@@ -14,9 +14,7 @@ constexpr std::uint8_t kConnectFlagWillRetain = 0x20;
 constexpr std::uint8_t kConnectFlagPassword = 0x40;
 constexpr std::uint8_t kConnectFlagUserName = 0x80;
 
-std::uint16_t read_u16(const std::uint8_t* p) noexcept {
-    return static_cast<std::uint16_t>((p[0] << 8) | p[1]);
-}
+std::uint16_t read_u16(const std::uint8_t* p) noexcept { return static_cast<std::uint16_t>((p[0] << 8) | p[1]); }
 
 // Bounded writer: every put checks the capacity, so encoders stay simple.
 class Writer {
@@ -95,10 +93,8 @@ std::uint8_t required_flags(PacketType type) noexcept {
     switch (type) {
         case PacketType::Pubrel:
         case PacketType::Subscribe:
-        case PacketType::Unsubscribe:
-            return 0x02;
-        default:
-            return 0x00;
+        case PacketType::Unsubscribe: return 0x02;
+        default: return 0x00;
     }
 }
 
@@ -130,8 +126,7 @@ Status decode_publish(std::uint8_t flags, const std::uint8_t* body, std::size_t 
     return Status::Ok;
 }
 
-Status decode_body(PacketType type, std::uint8_t flags, const std::uint8_t* body, std::size_t n,
-                   Packet* p) noexcept {
+Status decode_body(PacketType type, std::uint8_t flags, const std::uint8_t* body, std::size_t n, Packet* p) noexcept {
     switch (type) {
         case PacketType::Connack:
             // Reserved bits of the acknowledge flags must be 0; a refusal
@@ -141,8 +136,7 @@ Status decode_body(PacketType type, std::uint8_t flags, const std::uint8_t* body
             p->session_present = body[0] != 0;
             p->connack_code = body[1];
             return Status::Ok;
-        case PacketType::Publish:
-            return decode_publish(flags, body, n, p);
+        case PacketType::Publish: return decode_publish(flags, body, n, p);
         case PacketType::Puback:
         case PacketType::Pubrec:
         case PacketType::Pubrel:
@@ -169,10 +163,8 @@ Status decode_body(PacketType type, std::uint8_t flags, const std::uint8_t* body
             return p->packet_id == 0 ? Status::Malformed : Status::Ok;
         case PacketType::Pingreq:
         case PacketType::Pingresp:
-        case PacketType::Disconnect:
-            return n == 0 ? Status::Ok : Status::Malformed;
-        case PacketType::Connect:
-            return Status::Ok;
+        case PacketType::Disconnect: return n == 0 ? Status::Ok : Status::Malformed;
+        case PacketType::Connect: return Status::Ok;
     }
     return Status::UnknownType;
 }
@@ -307,8 +299,8 @@ Status encode_connect(const ConnectOptions& options, std::uint8_t* out, std::siz
     return w.finish(written);
 }
 
-Status encode_publish(const char* topic, const std::uint8_t* payload, std::size_t payload_length, QoS qos,
-                      bool retain, bool dup, std::uint16_t packet_id, std::uint8_t* out, std::size_t capacity,
+Status encode_publish(const char* topic, const std::uint8_t* payload, std::size_t payload_length, QoS qos, bool retain,
+                      bool dup, std::uint16_t packet_id, std::uint8_t* out, std::size_t capacity,
                       std::size_t* written) noexcept {
     const std::size_t topic_length = string_length(topic);
     if (!is_valid_topic_name(topic, topic_length)) return Status::InvalidArgument;
@@ -319,9 +311,9 @@ Status encode_publish(const char* topic, const std::uint8_t* payload, std::size_
     const std::size_t header_part = 2 + topic_length + (has_id ? 2 : 0);
     if (payload_length > kMaxRemainingLength - header_part) return Status::InvalidArgument;
 
-    const auto first = static_cast<std::uint8_t>((static_cast<std::uint8_t>(PacketType::Publish) << 4) |
-                                                 (dup ? 0x08 : 0) | (static_cast<std::uint8_t>(qos) << 1) |
-                                                 (retain ? 0x01 : 0));
+    const auto first =
+        static_cast<std::uint8_t>((static_cast<std::uint8_t>(PacketType::Publish) << 4) | (dup ? 0x08 : 0) |
+                                  (static_cast<std::uint8_t>(qos) << 1) | (retain ? 0x01 : 0));
     Writer w(out, capacity);
     w.fixed_header(first, static_cast<std::uint32_t>(header_part + payload_length));
     w.field(topic, topic_length);
@@ -330,8 +322,7 @@ Status encode_publish(const char* topic, const std::uint8_t* payload, std::size_
     return w.finish(written);
 }
 
-Status encode_puback(std::uint16_t packet_id, std::uint8_t* out, std::size_t capacity,
-                     std::size_t* written) noexcept {
+Status encode_puback(std::uint16_t packet_id, std::uint8_t* out, std::size_t capacity, std::size_t* written) noexcept {
     if (packet_id == 0) return Status::InvalidArgument;
     Writer w(out, capacity);
     w.fixed_header(static_cast<std::uint8_t>(PacketType::Puback) << 4, 2);

@@ -12,8 +12,8 @@ std::uint32_t remaining_ms(std::uint64_t start, std::uint64_t duration, std::uin
 
 }  // namespace
 
-Session::Session(hal::Transport& transport, hal::Clock& clock, std::span<std::uint8_t> tx,
-                 std::span<std::uint8_t> rx, const SessionConfig& config) noexcept
+Session::Session(hal::Transport& transport, hal::Clock& clock, std::span<std::uint8_t> tx, std::span<std::uint8_t> rx,
+                 const SessionConfig& config) noexcept
     : transport_(transport), clock_(clock), tx_(tx), rx_(rx), config_(config) {}
 
 Status Session::connect(const ConnectOptions& options) noexcept {
@@ -61,8 +61,8 @@ Status Session::publish(const char* topic, const std::uint8_t* payload, std::siz
     if (needs_ack && pending_count_ >= kMaxPendingPubacks) return Status::PendingFull;
     const std::uint16_t id = needs_ack ? allocate_packet_id() : 0;
     std::size_t length = 0;
-    if (Status s = encode_publish(topic, payload, payload_length, qos, retain, false, id, tx_.data(), tx_.size(),
-                                  &length);
+    if (Status s =
+            encode_publish(topic, payload, payload_length, qos, retain, false, id, tx_.data(), tx_.size(), &length);
         s != Status::Ok) {
         return s;
     }
@@ -270,13 +270,9 @@ Status Session::handle_packet(const Packet& packet, EventHandler& handler) noexc
             if (packet.packet_id == subscribe_pending_id_) subscribe_pending_id_ = 0;
             handler.on_suback(packet.packet_id, packet.suback_codes, packet.suback_count);
             return Status::Ok;
-        case PacketType::Pingresp:
-            ping_outstanding_ = false;
-            return Status::Ok;
-        case PacketType::Unsuback:
-            return Status::Ok;  // harmless; this client never unsubscribes
-        default:
-            return Status::ProtocolError;  // QoS 2 flow or a client-only packet
+        case PacketType::Pingresp: ping_outstanding_ = false; return Status::Ok;
+        case PacketType::Unsuback: return Status::Ok;  // harmless; this client never unsubscribes
+        default: return Status::ProtocolError;         // QoS 2 flow or a client-only packet
     }
 }
 

@@ -2,8 +2,7 @@
 
 namespace fieldlink::reader {
 
-RamRing::RamRing(std::span<RamSlot> slots, std::uint64_t incarnation, FullPolicy policy,
-                 std::uint32_t boot) noexcept
+RamRing::RamRing(std::span<RamSlot> slots, std::uint64_t incarnation, FullPolicy policy, std::uint32_t boot) noexcept
     : slots_(slots), incarnation_(incarnation), policy_(policy), boot_(boot) {}
 
 std::size_t RamRing::index_of(std::uint64_t seq) const noexcept {

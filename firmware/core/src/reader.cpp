@@ -5,7 +5,6 @@
 namespace fieldlink::reader {
 namespace {
 
-
 mqtt::SessionConfig session_config(const ReaderConfig& config) noexcept {
     mqtt::SessionConfig session;
     session.response_timeout_ms = config.connect_timeout_ms;
@@ -82,8 +81,8 @@ ReaderStatus Reader::start() noexcept {
     std::memcpy(client_id_, kClientIdPrefix, sizeof(kClientIdPrefix) - 1);
     std::memcpy(client_id_ + sizeof(kClientIdPrefix) - 1, config_.device_id, id_length + 1);
     protocol::format_topic(config_.device_id, id_length, protocol::TopicKind::Up, up_topic_, sizeof up_topic_);
-    ack_topic_length_ = protocol::format_topic(config_.device_id, id_length, protocol::TopicKind::Ack, ack_topic_,
-                                               sizeof ack_topic_);
+    ack_topic_length_ =
+        protocol::format_topic(config_.device_id, id_length, protocol::TopicKind::Ack, ack_topic_, sizeof ack_topic_);
     protocol::format_topic(config_.device_id, id_length, protocol::TopicKind::Status, status_topic_,
                            sizeof status_topic_);
     protocol::format_topic(config_.device_id, id_length, protocol::TopicKind::Telemetry, telemetry_topic_,
@@ -100,7 +99,8 @@ ReaderStatus Reader::start() noexcept {
         return ReaderStatus::InvalidConfig;
     }
     status.state = protocol::DeviceState::Offline;
-    if (protocol::encode_status(status, will_payload_, sizeof will_payload_, &will_length_) != protocol::CodecResult::Ok) {
+    if (protocol::encode_status(status, will_payload_, sizeof will_payload_, &will_length_) !=
+        protocol::CodecResult::Ok) {
         return ReaderStatus::InvalidConfig;
     }
     will_.topic = status_topic_;
@@ -289,8 +289,8 @@ void Reader::publish_batches(std::uint64_t now) noexcept {
             return;  // cannot happen with validated buffers; never send a broken batch
         }
         std::uint16_t packet_id = 0;
-        const mqtt::Status sent = session_.publish(up_topic_, buffers_.batch.data(), length,
-                                                   mqtt::QoS::AtLeastOnce, false, &packet_id);
+        const mqtt::Status sent =
+            session_.publish(up_topic_, buffers_.batch.data(), length, mqtt::QoS::AtLeastOnce, false, &packet_id);
         if (sent == mqtt::Status::PendingFull) return;
         if (sent != mqtt::Status::Ok) {
             lose_link(sent);
@@ -318,8 +318,7 @@ void Reader::on_suback(std::uint16_t packet_id, const std::uint8_t* codes, std::
 void Reader::on_message(const mqtt::IncomingMessage& message) { handle_ack(message); }
 
 void Reader::handle_ack(const mqtt::IncomingMessage& message) noexcept {
-    if (message.topic_length != ack_topic_length_ ||
-        std::memcmp(message.topic, ack_topic_, ack_topic_length_) != 0) {
+    if (message.topic_length != ack_topic_length_ || std::memcmp(message.topic, ack_topic_, ack_topic_length_) != 0) {
         return;  // only the ack topic is subscribed
     }
     protocol::Ack ack;

@@ -51,9 +51,7 @@ std::uint32_t FlashSpool::previous_sector(std::uint32_t sector) const noexcept {
     return sector == 0 ? geometry_.sector_count - 1 : sector - 1;
 }
 
-std::uint32_t FlashSpool::sector_address(std::uint32_t sector) const noexcept {
-    return sector * geometry_.sector_size;
-}
+std::uint32_t FlashSpool::sector_address(std::uint32_t sector) const noexcept { return sector * geometry_.sector_size; }
 
 std::uint32_t FlashSpool::slot_address(std::uint32_t sector, std::uint32_t slot) const noexcept {
     return sector_address(sector) + slot_offset(slot);
@@ -93,8 +91,7 @@ StoreStatus FlashSpool::scan(Position from, Visit&& visit) {
         const std::uint32_t end = at.sector == head_ ? head_next_slot_ : slots_per_sector_;
         while (at.slot < end) {
             const std::uint32_t count = end - at.slot < chunk_slots ? end - at.slot : chunk_slots;
-            if (flash_.read(slot_address(at.sector, at.slot), chunk_, count * kSlotSize) !=
-                hal::FlashStatus::Ok) {
+            if (flash_.read(slot_address(at.sector, at.slot), chunk_, count * kSlotSize) != hal::FlashStatus::Ok) {
                 return StoreStatus::IoError;
             }
             for (std::uint32_t i = 0; i < count; ++i, ++at.slot) {
@@ -234,20 +231,15 @@ StoreStatus FlashSpool::recover_head() {
         }
         boot_ = max_of(boot_, slot.boot);
         switch (slot.kind) {
-        case Slot::Kind::Reading:
-            next_seq_ = max_of(next_seq_, slot.seq + 1);
-            break;
-        case Slot::Kind::Trim:
-            floor_ = durable_floor_ = max_of(floor_, slot.value);
-            next_seq_ = max_of(next_seq_, slot.next_seq);
-            break;
-        case Slot::Kind::Boot:
-        case Slot::Kind::Offset:
-            next_seq_ = max_of(next_seq_, slot.next_seq);
-            break;
-        case Slot::Kind::Blank:
-        case Slot::Kind::Bad:
-            break;
+            case Slot::Kind::Reading: next_seq_ = max_of(next_seq_, slot.seq + 1); break;
+            case Slot::Kind::Trim:
+                floor_ = durable_floor_ = max_of(floor_, slot.value);
+                next_seq_ = max_of(next_seq_, slot.next_seq);
+                break;
+            case Slot::Kind::Boot:
+            case Slot::Kind::Offset: next_seq_ = max_of(next_seq_, slot.next_seq); break;
+            case Slot::Kind::Blank:
+            case Slot::Kind::Bad: break;
         }
         trailing_bad = 0;
         return true;
@@ -496,8 +488,8 @@ StoreStatus FlashSpool::append(const protocol::Record& record, std::uint64_t* se
     }
     const std::uint64_t assigned = next_seq_;
     std::uint8_t bytes[kSlotSize];
-    encode_reading(record, boot_, static_cast<std::uint32_t>(assigned - head_base_seq_), incarnation_,
-                   head_sector_seq_, bytes);
+    encode_reading(record, boot_, static_cast<std::uint32_t>(assigned - head_base_seq_), incarnation_, head_sector_seq_,
+                   bytes);
     ++next_seq_;  // used even if the program fails: the reading may be partly written
     if (write_slot(bytes) != StoreStatus::Ok) {
         return StoreStatus::IoError;

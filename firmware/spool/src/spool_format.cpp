@@ -64,8 +64,8 @@ void encode_header(const SectorHeader& header, const hal::FlashGeometry& geometr
 
 bool decode_header(const std::uint8_t* in, const hal::FlashGeometry& geometry, SectorHeader* header) noexcept {
     if (get_u32(in) != kSectorMagic || in[4] != kLayoutVersion || in[5] != 0 || get_u16(in + 6) != 0 ||
-        get_u32(in + 8) != geometry.sector_size || get_u32(in + 12) != geometry.sector_count ||
-        get_u32(in + 56) != 0 || get_u32(in + kHeaderCrcOffset) != protocol::crc32(in, kHeaderCrcOffset)) {
+        get_u32(in + 8) != geometry.sector_size || get_u32(in + 12) != geometry.sector_count || get_u32(in + 56) != 0 ||
+        get_u32(in + kHeaderCrcOffset) != protocol::crc32(in, kHeaderCrcOffset)) {
         return false;
     }
     header->incarnation = get_u64(in + 16);
@@ -107,35 +107,33 @@ void decode_slot(const std::uint8_t* in, const SectorHeader& header, Slot* slot)
         return;
     }
     slot->kind = Kind::Bad;
-    if (get_u32(in + kSlotCrcOffset) != slot_crc(in, header.incarnation, header.sector_seq) ||
-        get_u16(in + 2) != 0) {
+    if (get_u32(in + kSlotCrcOffset) != slot_crc(in, header.incarnation, header.sector_seq) || get_u16(in + 2) != 0) {
         return;
     }
     slot->boot = get_u32(in + 4);
     switch (in[0]) {
-    case kTypeReading: {
-        slot->seq = header.base_seq + get_u32(in + 8);
-        slot->record.channel = in[1];
-        slot->record.mono_ms = get_u64(in + 12);
-        slot->record.value = protocol::value_from_bits(get_u64(in + 20));
-        slot->kind = Kind::Reading;
-        return;
-    }
-    case kTypeTrim:
-    case kTypeBoot:
-    case kTypeOffset:
-        if (in[1] != 0 || !all_zero(in + 24, 4)) {
+        case kTypeReading: {
+            slot->seq = header.base_seq + get_u32(in + 8);
+            slot->record.channel = in[1];
+            slot->record.mono_ms = get_u64(in + 12);
+            slot->record.value = protocol::value_from_bits(get_u64(in + 20));
+            slot->kind = Kind::Reading;
             return;
         }
-        slot->next_seq = get_u64(in + 8);
-        slot->value = get_u64(in + 16);
-        if (in[0] == kTypeBoot && slot->value != 0) {
-            return;  // boot markers carry no value
-        }
-        slot->kind = in[0] == kTypeTrim ? Kind::Trim : (in[0] == kTypeBoot ? Kind::Boot : Kind::Offset);
-        return;
-    default:
-        return;
+        case kTypeTrim:
+        case kTypeBoot:
+        case kTypeOffset:
+            if (in[1] != 0 || !all_zero(in + 24, 4)) {
+                return;
+            }
+            slot->next_seq = get_u64(in + 8);
+            slot->value = get_u64(in + 16);
+            if (in[0] == kTypeBoot && slot->value != 0) {
+                return;  // boot markers carry no value
+            }
+            slot->kind = in[0] == kTypeTrim ? Kind::Trim : (in[0] == kTypeBoot ? Kind::Boot : Kind::Offset);
+            return;
+        default: return;
     }
 }
 

@@ -46,8 +46,8 @@ struct SectorHeader {
 // A decoded slot.
 struct Slot {
     enum class Kind : std::uint8_t {
-        Blank,    // all 0xFF: never written
-        Bad,      // written, but CRC, zero fields or type do not check (a torn write)
+        Blank,  // all 0xFF: never written
+        Bad,    // written, but CRC, zero fields or type do not check (a torn write)
         Reading,
         Trim,
         Boot,
@@ -56,10 +56,10 @@ struct Slot {
     Kind kind = Kind::Blank;
     std::uint32_t sector_seq = 0;  // of the sector the slot is in
     std::uint32_t boot = 0;
-    std::uint64_t seq = 0;         // readings
-    std::uint64_t next_seq = 0;    // markers: the spool's next_seq when written
-    std::uint64_t value = 0;       // trim markers: the floor; offset markers: the offset's bits
-    protocol::Record record;       // readings
+    std::uint64_t seq = 0;       // readings
+    std::uint64_t next_seq = 0;  // markers: the spool's next_seq when written
+    std::uint64_t value = 0;     // trim markers: the floor; offset markers: the offset's bits
+    protocol::Record record;     // readings
 };
 
 // Writes kSectorHeaderSize bytes to `out`.

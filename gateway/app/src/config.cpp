@@ -54,9 +54,9 @@ struct KeySpec {
     std::string_view type_name;  // placeholder in --help
     std::string_view help;
     Kind kind;
-    IntRange range{0, 0};                      // Integer
+    IntRange range{0, 0};                       // Integer
     std::span<const std::string_view> choices;  // Choice
-    TextCheck check_text = nullptr;            // Text
+    TextCheck check_text = nullptr;             // Text
     Value (*get)(const Target&);
     void (*set)(Target&, const Value&);
     std::string_view only_for = {};  // [[upstream]]: the kind this key belongs to; empty: every kind
@@ -117,6 +117,8 @@ void set_log_level(Config& c, const Value& v) { c.log_level = *parse_log_level(s
 
 using C = Config;
 // In this order in --help, --print-config and config/gateway.toml.
+// One key per entry, laid out by hand so that each reads as a row.
+// clang-format off
 constexpr KeySpec<Config> kKeys[] = {
     {"gateway", "id", "--gateway-id", "ID", "this gateway's id in forwarded readings; empty: the host name",
      Kind::OptionalText, {}, {}, check_gateway_id, get_text<C, &C::gateway_id>, set_text<C, &C::gateway_id>},
@@ -169,6 +171,7 @@ constexpr KeySpec<Config> kKeys[] = {
     {"log", "stats_interval_s", "--stats-interval", "S", "s between stats lines, 0 = off", Kind::Integer,
      {0, 86400}, {}, nullptr, get_integer<C, &C::stats_interval_s>, set_integer<C, &C::stats_interval_s>},
 };
+// clang-format on
 
 constexpr std::string_view kUpstreamKinds[] = {"mqtt", "postgres"};
 constexpr std::string_view kMqttVersions[] = {"3.1.1", "5"};
@@ -176,6 +179,7 @@ constexpr std::string_view kEncodings[] = {"binary", "json"};
 
 using U = UpstreamConfig;
 // The keys of one [[upstream]] table (file only).
+// clang-format off
 constexpr KeySpec<UpstreamConfig> kUpstreamKeys[] = {
     {"upstream", "name", {}, {}, "unique name; the cursor in forward_cursors is kept under it", Kind::Text, {}, {},
      check_id, get_text<U, &U::name>, set_text<U, &U::name>},
@@ -227,6 +231,7 @@ constexpr KeySpec<UpstreamConfig> kUpstreamKeys[] = {
     {"upstream", "table", {}, {}, "table the readings go into (created if missing)", Kind::Text, {}, {}, nullptr,
      get_text<U, &U::table>, set_text<U, &U::table>, "postgres"},
 };
+// clang-format on
 
 // ---------------------------------------------------------------------------
 // Checking a value (the same for the file and the command line)
@@ -267,8 +272,7 @@ std::string problem_with(const KeySpec<T>& spec, const Value& value) {
             }
             return expected_choice(spec);
         }
-        case Kind::Boolean:
-            return {};
+        case Kind::Boolean: return {};
     }
     return "a valid value";
 }
@@ -326,7 +330,8 @@ Value read_node(const std::string& source, const toml::node& node, const KeySpec
         const std::string expected = spec.kind == Kind::Choice ? expected_choice(spec) : "a string";
         if (text == nullptr) fail(source, node, name, expected, describe(node.type()));
         value = text->get();
-        if (spec.kind == Kind::Text && text->get().empty()) fail(source, node, name, "a non-empty string", "an empty string");
+        if (spec.kind == Kind::Text && text->get().empty())
+            fail(source, node, name, "a non-empty string", "an empty string");
     }
     if (const std::string problem = problem_with(spec, value); !problem.empty()) {
         fail(source, node, name, problem, show(value));
@@ -425,8 +430,8 @@ UpstreamConfig read_upstream(const std::string& source, const toml::table& table
     }
     const auto required = upstream.kind == "mqtt" ? std::string_view("uri") : std::string_view("conninfo");
     if ((upstream.kind == "mqtt" ? upstream.uri : upstream.conninfo).empty()) {
-        throw ConfigError(fmt::format("{}: upstream '{}' (kind \"{}\") needs '{}'", where, upstream.name,
-                                      upstream.kind, required));
+        throw ConfigError(
+            fmt::format("{}: upstream '{}' (kind \"{}\") needs '{}'", where, upstream.name, upstream.kind, required));
     }
     return upstream;
 }
@@ -488,8 +493,8 @@ void apply_toml(std::string_view text, const std::string& source, Config& config
         root = toml::parse(text, source);
     } catch (const toml::parse_error& e) {
         const auto& begin = e.source().begin;
-        throw ConfigError(fmt::format("{}:{}:{}: not valid TOML: {}", source, begin.line, begin.column,
-                                      e.description()));
+        throw ConfigError(
+            fmt::format("{}:{}:{}: not valid TOML: {}", source, begin.line, begin.column, e.description()));
     }
     Config result = config;  // all or nothing
     for (const auto& [section_name, section_node] : root) {
@@ -516,9 +521,10 @@ void apply_toml(std::string_view text, const std::string& source, Config& config
         const auto* table = section_node.as_table();
         if (known_keys(kKeys, section).empty()) {
             if (table == nullptr) {
-                throw ConfigError(fmt::format("{}: unknown key '{}' at the top level; every key belongs in one of the "
-                                              "sections {}",
-                                              position(source, section_node), section, known_sections()));
+                throw ConfigError(
+                    fmt::format("{}: unknown key '{}' at the top level; every key belongs in one of the "
+                                "sections {}",
+                                position(source, section_node), section, known_sections()));
             }
             throw ConfigError(fmt::format("{}: unknown section [{}]; known sections: {}",
                                           position(source, section_node), section, known_sections()));
@@ -647,8 +653,8 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
             if (options[&spec]->count() == 0) continue;
             Value value;
             if (const std::string problem = parse_option(spec, texts[&spec], &value); !problem.empty()) {
-                throw ConfigError(fmt::format("{} ({}): must be {}, got \"{}\"", spec.option, spec.name(), problem,
-                                              texts[&spec]));
+                throw ConfigError(
+                    fmt::format("{} ({}): must be {}, got \"{}\"", spec.option, spec.name(), problem, texts[&spec]));
             }
             spec.set(config, value);
         }

@@ -38,20 +38,21 @@ void log_forwarders(Logger& log, const Forwarders& forwarders) {
         log.info("upstream {}: {} lag={} forwarded={} bytes_sent={} next_id={}{} chunks_failed={} connect_failures={}",
                  s.upstream, s.connected ? "connected" : "disconnected", s.lag_rows, s.cursor.forwarded_rows,
                  s.cursor.bytes_sent, s.cursor.next_id,
-                 s.cursor.live_from_id ? fmt::format(" live_from={} live_next={}", *s.cursor.live_from_id,
-                                                     s.cursor.live_next_id)
-                                       : std::string(),
+                 s.cursor.live_from_id
+                     ? fmt::format(" live_from={} live_next={}", *s.cursor.live_from_id, s.cursor.live_next_id)
+                     : std::string(),
                  s.chunks_failed, s.connect_failures);
     }
 }
 
 void log_retention(Logger& log, const Retention& retention) {
     const RetentionStats s = retention.stats();
-    log.info("retention: passes={} deleted_forwarded={} dropped_unforwarded={} deleted_health={} "
-             "deleted_dead_letters={} db_file_bytes={} free_disk_bytes={}{}",
-             s.passes, s.deleted_forwarded_rows, s.dropped_unforwarded_rows, s.deleted_health_rows,
-             s.deleted_dead_letters, s.db_file_bytes, s.free_disk_bytes,
-             s.last_error.empty() ? std::string() : fmt::format(" last_error=\"{}\"", s.last_error));
+    log.info(
+        "retention: passes={} deleted_forwarded={} dropped_unforwarded={} deleted_health={} "
+        "deleted_dead_letters={} db_file_bytes={} free_disk_bytes={}{}",
+        s.passes, s.deleted_forwarded_rows, s.dropped_unforwarded_rows, s.deleted_health_rows, s.deleted_dead_letters,
+        s.db_file_bytes, s.free_disk_bytes,
+        s.last_error.empty() ? std::string() : fmt::format(" last_error=\"{}\"", s.last_error));
 }
 
 int wait_for_stop_signal(const Config& config, Logger& log, const Stats& stats, const Saver& saver,
@@ -125,8 +126,9 @@ int run(const Config& config, const sigset_t& signals) {
             log.warn("the database is not in WAL mode ({}); commits are slower", store.journal_mode());
         }
         if (config.synchronous == Synchronous::Normal) {
-            log.warn("synchronous=normal: a power loss can roll back commits that were already acked to devices, "
-                     "and those readings are then lost");
+            log.warn(
+                "synchronous=normal: a power loss can roll back commits that were already acked to devices, "
+                "and those readings are then lost");
         }
 
         SystemClock clock;
@@ -146,9 +148,8 @@ int run(const Config& config, const sigset_t& signals) {
         } stop_forwarders{forwarders};
         PahoBrokerLink link(mqtt_settings(config), log);
         Saver saver(saver_settings(config), store, link, clock, log, stats);
-        link.set_message_handler([&saver](std::string_view topic, std::span<const std::uint8_t> payload) {
-            saver.submit(topic, payload);
-        });
+        link.set_message_handler(
+            [&saver](std::string_view topic, std::span<const std::uint8_t> payload) { saver.submit(topic, payload); });
         // On every way out, also an exception: the saver stops first (so a
         // handler blocked on its full queue returns), then the link, whose
         // stop() detaches the handler before the saver is destroyed.
@@ -165,10 +166,11 @@ int run(const Config& config, const sigset_t& signals) {
         });
         saver.start();
         for (auto& forwarder : forwarders) forwarder->start();
-        if (!forwarders.empty()) log.info("gateway id '{}': forwarding to {} upstream(s)", gateway_id, forwarders.size());
+        if (!forwarders.empty())
+            log.info("gateway id '{}': forwarding to {} upstream(s)", gateway_id, forwarders.size());
         link.start();
-        log.info("fieldlink-gateway running: broker {}, client id '{}', batch {} rows / {} ms, queue {}",
-                 config.broker, config.client_id, config.batch_rows, config.batch_delay_ms, config.queue);
+        log.info("fieldlink-gateway running: broker {}, client id '{}', batch {} rows / {} ms, queue {}", config.broker,
+                 config.client_id, config.batch_rows, config.batch_delay_ms, config.queue);
 
         const int signal = wait_for_stop_signal(config, log, stats, saver, forwarders, retention, signals);
         log.info("{} received: committing what is queued, then disconnecting", signal == SIGINT ? "SIGINT" : "SIGTERM");

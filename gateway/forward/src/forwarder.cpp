@@ -78,6 +78,10 @@ void Forwarder::run() {
                 if (outstanding() > 0) {
                     // Lost while chunks were out: none of them counts; rewind once they all ended.
                     failed_ = true;
+                    log_.warn(
+                        "upstream {}: a chunk was not confirmed (the connection was lost with {} chunk(s) "
+                        "out); sending again from the cursor",
+                        upstream_->name(), outstanding());
                     upstream_->close();
                     continue;
                 }
@@ -140,9 +144,10 @@ void Forwarder::connect_or_wait() {
                 log_.warn("upstream {}: cannot connect (attempt {}): {}; retrying in {} ms", upstream_->name(),
                           failures, e.what(), backoff_.count());
             } else {
-                log_.error("upstream {}: cannot connect (attempt {}): {}; this needs a fix in the configuration "
-                           "or upstream; retrying every {} ms",
-                           upstream_->name(), failures, e.what(), settings_.retry_max.count());
+                log_.error(
+                    "upstream {}: cannot connect (attempt {}): {}; this needs a fix in the configuration "
+                    "or upstream; retrying every {} ms",
+                    upstream_->name(), failures, e.what(), settings_.retry_max.count());
             }
         }
         // Wait out the backoff in slices of a second, keeping the lag in status() current.
@@ -169,9 +174,10 @@ void Forwarder::maybe_split_for_fresh_data() {
     backlog_.limit = live_from;
     live_ = Lane{live_from, live_from, 0, {}};
     cursor_.live_from_id = live_from;
-    log_.info("upstream {}: {} readings behind; readings stored from now on (id {} on) go first, the backlog "
-              "follows with what is left of the window",
-              upstream_->name(), behind, live_from);
+    log_.info(
+        "upstream {}: {} readings behind; readings stored from now on (id {} on) go first, the backlog "
+        "follows with what is left of the window",
+        upstream_->name(), behind, live_from);
     save_cursor();
 }
 

@@ -22,8 +22,8 @@ constexpr std::uint8_t kFlagUnixKnown = 0x01;
 
 bool valid_id_chars(std::string_view id) noexcept {
     for (const char c : id) {
-        const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
-                        c == '-';
+        const bool ok =
+            (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
         if (!ok) return false;
     }
     return true;
@@ -35,8 +35,8 @@ void check_batch(std::string_view gateway, std::string_view device, std::size_t 
         throw std::invalid_argument(fmt::format("invalid device id '{}'", device));
     }
     if (count == 0 || count > kMaxForwardRecords) {
-        throw std::invalid_argument(fmt::format("a forwarded batch holds 1 to {} readings, not {}", kMaxForwardRecords,
-                                                count));
+        throw std::invalid_argument(
+            fmt::format("a forwarded batch holds 1 to {} readings, not {}", kMaxForwardRecords, count));
     }
 }
 
@@ -174,7 +174,8 @@ bool is_valid_gateway_id(std::string_view id) noexcept {
 std::vector<std::uint8_t> encode_forward_batch(ForwardEncoding encoding, std::string_view gateway,
                                                std::string_view device, std::span<const ForwardRow> rows) {
     check_batch(gateway, device, rows.size());
-    return encoding == ForwardEncoding::Json ? encode_json(gateway, device, rows) : encode_binary(gateway, device, rows);
+    return encoding == ForwardEncoding::Json ? encode_json(gateway, device, rows)
+                                             : encode_binary(gateway, device, rows);
 }
 
 ForwardBatch decode_forward_batch(std::span<const std::uint8_t> payload) {

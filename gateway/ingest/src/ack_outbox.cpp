@@ -6,7 +6,8 @@ bool AckOutbox::put(const std::string& topic, std::uint64_t incarnation, std::sp
     {
         std::lock_guard lock(mutex_);
         if (closed_) return false;
-        acks_.insert_or_assign(std::pair(topic, incarnation), std::vector<std::uint8_t>(payload.begin(), payload.end()));
+        acks_.insert_or_assign(std::pair(topic, incarnation),
+                               std::vector<std::uint8_t>(payload.begin(), payload.end()));
     }
     cv_.notify_one();
     return true;

@@ -13,8 +13,8 @@ struct Scheme {
 };
 
 constexpr Scheme kSchemes[] = {
-    {"tcp", 1883, false, false}, {"mqtt", 1883, false, false}, {"ssl", 8883, true, false},
-    {"mqtts", 8883, true, false}, {"ws", 80, false, true},     {"wss", 443, true, true},
+    {"tcp", 1883, false, false},  {"mqtt", 1883, false, false}, {"ssl", 8883, true, false},
+    {"mqtts", 8883, true, false}, {"ws", 80, false, true},      {"wss", 443, true, true},
 };
 
 }  // namespace
@@ -24,7 +24,8 @@ std::optional<BrokerUri> parse_broker_uri(std::string_view uri) noexcept {
     if (separator == std::string_view::npos) return std::nullopt;
     const std::string_view name = uri.substr(0, separator);
     std::string_view rest = uri.substr(separator + 3);
-    if (const std::size_t path = rest.find('/'); path != std::string_view::npos) rest = rest.substr(0, path);  // ws paths
+    if (const std::size_t path = rest.find('/'); path != std::string_view::npos)
+        rest = rest.substr(0, path);  // ws paths
     for (const Scheme& scheme : kSchemes) {
         if (scheme.name != name) continue;
         BrokerUri result{scheme.name, rest, scheme.default_port, scheme.tls, scheme.websocket};

@@ -25,8 +25,8 @@ constexpr std::uint64_t kMaxStorableU64 = static_cast<std::uint64_t>(std::numeri
 
 // Keys of the JSON form (docs/protocol.md §6); anything else is rejected so a
 // typo such as "wall_offset" does not silently drop the wall time.
-constexpr std::string_view kBatchKeys[] = {"v", "incarnation", "first_seq", "floor_seq", "boot", "wall_offset_ms",
-                                           "readings"};
+constexpr std::string_view kBatchKeys[] = {"v",    "incarnation",    "first_seq", "floor_seq",
+                                           "boot", "wall_offset_ms", "readings"};
 constexpr std::string_view kReadingKeys[] = {"ch", "t", "v"};
 
 template <std::size_t N>
@@ -324,22 +324,20 @@ Inbound decode_message(std::string_view topic, std::span<const std::uint8_t> pay
     }
     std::string device(device_id, device_length);
     switch (kind) {
-        case protocol::TopicKind::Up:
-            return decode_up(topic, std::move(device), payload);
+        case protocol::TopicKind::Up: return decode_up(topic, std::move(device), payload);
         case protocol::TopicKind::Status: {
             // An empty retained message is how MQTT deletes a retained status.
             if (payload.empty()) return Ignored{"empty retained status (cleared)"};
             DeviceStatus status{std::move(device), {}};
-            const protocol::CodecResult result = protocol::decode_status(payload.data(), payload.size(), &status.status);
+            const protocol::CodecResult result =
+                protocol::decode_status(payload.data(), payload.size(), &status.status);
             if (result != protocol::CodecResult::Ok) {
                 return reject(topic, protocol::to_string(result), "status rejected by the codec", payload);
             }
             return status;
         }
-        case protocol::TopicKind::Telemetry:
-            return decode_telemetry(topic, std::move(device), payload);
-        case protocol::TopicKind::Ack:
-            break;
+        case protocol::TopicKind::Telemetry: return decode_telemetry(topic, std::move(device), payload);
+        case protocol::TopicKind::Ack: break;
     }
     return reject(topic, kErrorBadTopic, "ack topics go from the gateway to devices", payload);
 }

@@ -7,14 +7,10 @@ namespace fieldlink::gateway {
 
 std::string_view to_string(LogLevel level) noexcept {
     switch (level) {
-        case LogLevel::Error:
-            return "error";
-        case LogLevel::Warn:
-            return "warn";
-        case LogLevel::Info:
-            return "info";
-        case LogLevel::Debug:
-            return "debug";
+        case LogLevel::Error: return "error";
+        case LogLevel::Warn: return "warn";
+        case LogLevel::Info: return "info";
+        case LogLevel::Debug: return "debug";
     }
     return "?";
 }

@@ -34,9 +34,10 @@ public:
                   kSubscriptionQos, kTelemetrySubscription, kTelemetryQos);
     }
     void on_failure(const mqtt::token& token) override {
-        log_.error("subscribing to {}, {} and {} failed (return code {}); nothing will be received until the next "
-                   "reconnect",
-                   kUpSubscription, kStatusSubscription, kTelemetrySubscription, token.get_return_code());
+        log_.error(
+            "subscribing to {}, {} and {} failed (return code {}); nothing will be received until the next "
+            "reconnect",
+            kUpSubscription, kStatusSubscription, kTelemetrySubscription, token.get_return_code());
     }
 
 private:
@@ -229,8 +230,8 @@ private:
                 } catch (const mqtt::exception& e) {
                     // Dropped: the device re-sends and a later commit acks it again.
                     if (++failures <= 3 || failures % 100 == 0) {
-                        log_.warn("cannot publish the commit ack to {} ({} failures so far): {}", ack.topic,
-                                  failures, e.what());
+                        log_.warn("cannot publish the commit ack to {} ({} failures so far): {}", ack.topic, failures,
+                                  e.what());
                     }
                 }
             }
@@ -247,7 +248,8 @@ private:
             log_.debug("TCP_NODELAY set on {} socket(s) to port {}", set_nodelay_to_peer_port(*port), *port);
         }
         try {
-            auto topics = mqtt::string_collection::create({kUpSubscription, kStatusSubscription, kTelemetrySubscription});
+            auto topics =
+                mqtt::string_collection::create({kUpSubscription, kStatusSubscription, kTelemetrySubscription});
             client_.subscribe(topics,
                               mqtt::iasync_client::qos_collection{kSubscriptionQos, kSubscriptionQos, kTelemetryQos},
                               nullptr, subscribe_listener_);

@@ -123,8 +123,7 @@ void Saver::log_rejection(const Rejected& rejected) {
         return;
     }
     log_.warn("malformed message on {} ({} bytes): {}: {}{}", rejected.topic, rejected.payload.size(), rejected.error,
-              rejected.detail,
-              suppressed == 0 ? std::string() : fmt::format(" ({} more not logged)", suppressed));
+              rejected.detail, suppressed == 0 ? std::string() : fmt::format(" ({} more not logged)", suppressed));
 }
 
 void Saver::run_writer() {
@@ -182,9 +181,10 @@ void Saver::commit_with_retry(const std::vector<Queued>& group) {
                 stopping = stopping_;
             }
             if (stopping && ++failures_while_stopping > settings_.retries_after_stop) {
-                log_.error("giving up on {} messages while stopping: {}; none of them was acked, so their devices "
-                           "will send them again",
-                           group.size(), e.what());
+                log_.error(
+                    "giving up on {} messages while stopping: {}; none of them was acked, so their devices "
+                    "will send them again",
+                    group.size(), e.what());
                 return;
             }
             log_.error("database commit of {} messages failed, no acks sent, retrying in {} ms: {}", group.size(),
@@ -305,7 +305,8 @@ void Saver::publish_ack(const DeviceKey& key, std::uint64_t watermark) {
     char topic[protocol::kMaxTopicLength + 1];
     const std::size_t topic_length =
         protocol::format_topic(key.device.data(), key.device.size(), protocol::TopicKind::Ack, topic, sizeof(topic));
-    if (protocol::encode_ack(ack, payload, sizeof(payload), &written) != protocol::CodecResult::Ok || topic_length == 0) {
+    if (protocol::encode_ack(ack, payload, sizeof(payload), &written) != protocol::CodecResult::Ok ||
+        topic_length == 0) {
         // Cannot happen for ids that came through parse_topic; keep going for the others.
         log_.error("cannot encode a commit ack for device '{}'", key.device);
         ++stats_.ack_failures;
@@ -325,9 +326,10 @@ void Saver::publish_ack(const DeviceKey& key, std::uint64_t watermark) {
     ++stats_.ack_failures;
     std::uint64_t suppressed = 0;
     if (ack_failure_log_limit_.allow(std::chrono::steady_clock::now(), &suppressed)) {
-        log_.warn("cannot publish the commit ack to {} (broker not connected?); the device re-sends and is acked "
-                  "after a later commit{}",
-                  topic, suppressed == 0 ? std::string() : fmt::format(" ({} more failures not logged)", suppressed));
+        log_.warn(
+            "cannot publish the commit ack to {} (broker not connected?); the device re-sends and is acked "
+            "after a later commit{}",
+            topic, suppressed == 0 ? std::string() : fmt::format(" ({} more failures not logged)", suppressed));
     }
 }
 

@@ -13,8 +13,8 @@ void ContiguousWatermark::add(std::uint64_t first, std::uint64_t last) {
 
     // The first range that overlaps or touches first..last on the left. Comparisons
     // are written as `x - 1 < y` (x >= 1) so that UINT64_MAX never overflows.
-    const auto begin = std::partition_point(above_.begin(), above_.end(),
-                                            [first](const SeqRange& r) { return r.last < first - 1; });
+    const auto begin =
+        std::partition_point(above_.begin(), above_.end(), [first](const SeqRange& r) { return r.last < first - 1; });
     // ...and every range after it that starts inside or right after first..last.
     auto end = begin;
     while (end != above_.end() && end->first - 1 <= last) {

@@ -10,8 +10,8 @@
 namespace fieldlink::gateway::sqlite {
 
 Error::Error(std::string_view context, int extended_code, std::string_view sqlite_message)
-    : std::runtime_error(fmt::format("{}: {} (code {}, extended {})", context, sqlite_message,
-                                     extended_code & 0xff, extended_code)),
+    : std::runtime_error(
+          fmt::format("{}: {} (code {}, extended {})", context, sqlite_message, extended_code & 0xff, extended_code)),
       extended_code_(extended_code),
       sqlite_message_(sqlite_message) {}
 
@@ -30,8 +30,7 @@ Database::Database(const std::string& path) : path_(path) {
 
 Database::~Database() { close(); }
 
-Database::Database(Database&& other) noexcept
-    : db_(std::exchange(other.db_, nullptr)), path_(std::move(other.path_)) {}
+Database::Database(Database&& other) noexcept : db_(std::exchange(other.db_, nullptr)), path_(std::move(other.path_)) {}
 
 Database& Database::operator=(Database&& other) noexcept {
     if (this != &other) {
@@ -73,8 +72,8 @@ void Database::fail(std::string_view context) const {
 
 Statement::Statement(const Database& db, std::string_view sql) : db_(&db) {
     if (sql.size() > static_cast<std::size_t>(INT_MAX)) throw std::length_error("SQL text too long");
-    const int rc = sqlite3_prepare_v3(db.handle(), sql.data(), static_cast<int>(sql.size()),
-                                      SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr);
+    const int rc = sqlite3_prepare_v3(db.handle(), sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT,
+                                      &stmt_, nullptr);
     if (rc != SQLITE_OK) db.fail(fmt::format("cannot prepare '{}'", sql));
 }
 
@@ -114,8 +113,7 @@ Statement& Statement::bind_double(int index, double value) {
 }
 
 Statement& Statement::bind_text(int index, std::string_view value) {
-    check_bind(sqlite3_bind_text64(stmt_, index, value.data(), value.size(), SQLITE_TRANSIENT, SQLITE_UTF8),
-               index);
+    check_bind(sqlite3_bind_text64(stmt_, index, value.data(), value.size(), SQLITE_TRANSIENT, SQLITE_UTF8), index);
     return *this;
 }
 
@@ -144,9 +142,7 @@ void Statement::reset() noexcept {
     sqlite3_reset(stmt_);
 }
 
-bool Statement::column_is_null(int column) const noexcept {
-    return sqlite3_column_type(stmt_, column) == SQLITE_NULL;
-}
+bool Statement::column_is_null(int column) const noexcept { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
 
 std::int64_t Statement::column_int64(int column) const noexcept { return sqlite3_column_int64(stmt_, column); }
 

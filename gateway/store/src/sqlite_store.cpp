@@ -178,10 +178,10 @@ std::pair<AutoVacuumUpgrade, std::string> convert_to_incremental_vacuum(sqlite::
 void refuse_newer(sqlite::Database& db) {
     const int version = schema_version(db);
     if (version > kSchemaVersion) {
-        throw SchemaTooNewError(fmt::format(
-            "database '{}' has schema version {}, but this fieldlink-gateway knows versions up to {}; "
-            "it was written by a newer gateway: run that one, or use another database file",
-            db.path(), version, kSchemaVersion));
+        throw SchemaTooNewError(
+            fmt::format("database '{}' has schema version {}, but this fieldlink-gateway knows versions up to {}; "
+                        "it was written by a newer gateway: run that one, or use another database file",
+                        db.path(), version, kSchemaVersion));
     }
 }
 
@@ -353,8 +353,8 @@ SqliteStore::SqliteStore(const StoreOptions& options) : db_(options.path) {
         "INSERT INTO watermarks (device, incarnation, watermark, updated_unix_ms) VALUES (?1, ?2, ?3, ?4)"
         " ON CONFLICT (device, incarnation) DO UPDATE"
         " SET watermark = excluded.watermark, updated_unix_ms = excluded.updated_unix_ms");
-    add_dead_letter_ = db_.prepare(
-        "INSERT INTO dead_letters (received_unix_ms, topic, error, payload) VALUES (?1, ?2, ?3, ?4)");
+    add_dead_letter_ =
+        db_.prepare("INSERT INTO dead_letters (received_unix_ms, topic, error, payload) VALUES (?1, ?2, ?3, ?4)");
     upsert_device_ = db_.prepare(
         "INSERT INTO devices (device, online, incarnation, boot, firmware_version, updated_unix_ms)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6)"

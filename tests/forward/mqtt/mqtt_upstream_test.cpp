@@ -30,7 +30,9 @@ using namespace mqtt_test;
 constexpr char kGateway[] = "gw-test";
 constexpr char kSubscription[] = "fieldlink/v1/+/+/forward";
 
-std::string topic_of(const std::string& device) { return std::string("fieldlink/v1/") + kGateway + "/" + device + "/forward"; }
+std::string topic_of(const std::string& device) {
+    return std::string("fieldlink/v1/") + kGateway + "/" + device + "/forward";
+}
 
 MqttUpstreamSettings settings_for(int port) {
     MqttUpstreamSettings s;
@@ -196,7 +198,8 @@ protected:
 
     // A plain broker on port_, started and ready.
     std::unique_ptr<Mosquitto> start_broker(const std::string& extra = "") {
-        auto broker = std::make_unique<Mosquitto>(dir_, port_, mosquitto_base_config(port_) + "allow_anonymous true\n" + extra);
+        auto broker =
+            std::make_unique<Mosquitto>(dir_, port_, mosquitto_base_config(port_) + "allow_anonymous true\n" + extra);
         EXPECT_TRUE(broker->wait_ready()) << broker->log();
         return broker;
     }
@@ -286,14 +289,14 @@ TEST_P(MqttUpstreamDelivery, EveryReadingArrivesOnceOnItsDevicesTopic) {
     EXPECT_FALSE(upstream.connected());
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Variants, MqttUpstreamDelivery,
-    ::testing::Values(Variant{"binary_v311", ForwardEncoding::Binary, 0, 3, kMaxForwardRecords},
-                      Variant{"json_v311", ForwardEncoding::Json, 0, 3, kMaxForwardRecords},
-                      Variant{"binary_zstd3_v5", ForwardEncoding::Binary, 3, 5, kMaxForwardRecords},
-                      Variant{"json_zstd9_v311", ForwardEncoding::Json, 9, 3, kMaxForwardRecords},
-                      Variant{"binary_v5_small_batches", ForwardEncoding::Binary, 0, 5, 97}),
-    [](const ::testing::TestParamInfo<Variant>& param) { return std::string(param.param.name); });
+INSTANTIATE_TEST_SUITE_P(Variants, MqttUpstreamDelivery,
+                         ::testing::Values(Variant{"binary_v311", ForwardEncoding::Binary, 0, 3, kMaxForwardRecords},
+                                           Variant{"json_v311", ForwardEncoding::Json, 0, 3, kMaxForwardRecords},
+                                           Variant{"binary_zstd3_v5", ForwardEncoding::Binary, 3, 5,
+                                                   kMaxForwardRecords},
+                                           Variant{"json_zstd9_v311", ForwardEncoding::Json, 9, 3, kMaxForwardRecords},
+                                           Variant{"binary_v5_small_batches", ForwardEncoding::Binary, 0, 5, 97}),
+                         [](const ::testing::TestParamInfo<Variant>& param) { return std::string(param.param.name); });
 
 // Prints what compression does to realistic readings (no assertion on the ratio).
 TEST_F(MqttUpstreamTest, CompressionRatioOfRealisticReadings) {
@@ -322,8 +325,8 @@ TEST_F(MqttUpstreamTest, CompressionRatioOfRealisticReadings) {
                 std::cout << "  " << label << " " << (encoding == ForwardEncoding::Json ? "json  " : "binary")
                           << " zstd " << std::setw(2) << level << ": " << std::setw(7) << results[0].bytes_sent
                           << " bytes in " << results[0].batches << " message(s), ratio " << std::fixed
-                          << std::setprecision(2) << static_cast<double>(plain) / static_cast<double>(results[0].bytes_sent)
-                          << "\n";
+                          << std::setprecision(2)
+                          << static_cast<double>(plain) / static_cast<double>(results[0].bytes_sent) << "\n";
             }
         }
     }
@@ -394,7 +397,9 @@ TEST_P(MqttUpstreamBrokerKill, OutstandingChunksFailOnceAndAResendIsConfirmed) {
 }
 
 INSTANTIATE_TEST_SUITE_P(MqttVersions, MqttUpstreamBrokerKill, ::testing::Values(3, 5),
-                         [](const ::testing::TestParamInfo<int>& param) { return "mqtt" + std::to_string(param.param); });
+                         [](const ::testing::TestParamInfo<int>& param) {
+                             return "mqtt" + std::to_string(param.param);
+                         });
 
 TEST_F(MqttUpstreamTest, CloseEndsOutstandingChunksOnceAndIsIdempotent) {
     auto broker = start_broker();
@@ -489,10 +494,12 @@ TEST_P(MqttUpstreamBrokerKill, SessionTakenOverEndsTheConnection) {
     upstream.connect();
     ASSERT_TRUE(upstream.connected());
 
-    mqtt::async_client usurper(settings.uri, settings.client_id,
-                               mqtt::create_options_builder().mqtt_version(GetParam() == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1).finalize(),
-                               static_cast<mqtt::iclient_persistence*>(nullptr));
-    auto options = mqtt::connect_options_builder().mqtt_version(GetParam() == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1).finalize();
+    mqtt::async_client usurper(
+        settings.uri, settings.client_id,
+        mqtt::create_options_builder().mqtt_version(GetParam() == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1).finalize(),
+        static_cast<mqtt::iclient_persistence*>(nullptr));
+    auto options =
+        mqtt::connect_options_builder().mqtt_version(GetParam() == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1).finalize();
     usurper.connect(options)->wait_for(kStartupLimit);
     EXPECT_TRUE(eventually([&] { return !upstream.connected(); }, kMessageLimit));
 
@@ -614,7 +621,9 @@ TEST_P(MqttUpstreamCredentials, RightOnesWorkWrongOnesAreNotRetryable) {
 }
 
 INSTANTIATE_TEST_SUITE_P(MqttVersions, MqttUpstreamCredentials, ::testing::Values(3, 5),
-                         [](const ::testing::TestParamInfo<int>& param) { return "mqtt" + std::to_string(param.param); });
+                         [](const ::testing::TestParamInfo<int>& param) {
+                             return "mqtt" + std::to_string(param.param);
+                         });
 
 // ---------------------------------------------------------------------------
 // 5. TLS
@@ -626,9 +635,26 @@ public:
 
     // A self-signed CA: <name>.crt, <name>.key.
     bool make_ca(const std::string& name) {
-        return run({openssl_, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                    "-keyout", key(name), "-out", crt(name), "-days", "2", "-subj", "/CN=fieldlink test " + name,
-                    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"});
+        return run({openssl_,
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1",
+                    "-nodes",
+                    "-keyout",
+                    key(name),
+                    "-out",
+                    crt(name),
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=fieldlink test " + name,
+                    "-addext",
+                    "basicConstraints=critical,CA:TRUE",
+                    "-addext",
+                    "keyUsage=critical,keyCertSign,cRLSign"});
     }
     // A certificate signed by `ca` with the given subjectAltName and extended key usage.
     bool make_cert(const std::string& name, const std::string& ca, const std::string& san, const std::string& usage) {
@@ -678,8 +704,9 @@ TEST_F(MqttUpstreamTest, TlsWithTheRightCaWorksAndAnythingElseIsRefused) {
     tls_listener(wrong_name_port, "elsewhere");
     Mosquitto broker(dir_, port_, config.str());
     ASSERT_TRUE(broker.wait_ready()) << broker.log();
-    ASSERT_TRUE(eventually([&] { return port_accepts(tls_port) && port_accepts(mutual_port) && port_accepts(wrong_name_port); },
-                           kStartupLimit))
+    ASSERT_TRUE(
+        eventually([&] { return port_accepts(tls_port) && port_accepts(mutual_port) && port_accepts(wrong_name_port); },
+                   kStartupLimit))
         << broker.log();
     Subscriber subscriber(port_, kSubscription);
 
@@ -766,7 +793,9 @@ TEST_F(MqttUpstreamTest, TlsWithTheRightCaWorksAndAnythingElseIsRefused) {
 
 MqttUpstreamSettings valid_settings() { return settings_for(1883); }
 
-std::string error_of(const MqttUpstreamSettings& settings) { return MqttUpstream::validate(settings).value_or("(valid)"); }
+std::string error_of(const MqttUpstreamSettings& settings) {
+    return MqttUpstream::validate(settings).value_or("(valid)");
+}
 
 TEST(MqttUpstreamSettingsTest, DefaultsAreValid) {
     const MqttUpstreamSettings s = valid_settings();
@@ -799,12 +828,14 @@ TEST(MqttUpstreamSettingsTest, BadTopicTemplatesAreNamed) {
     EXPECT_EQ(topic_error("x/{gateway}/{devices}"),
               "topic 'x/{gateway}/{devices}' has the unknown placeholder '{devices}' (only {gateway} and {device} are "
               "filled in)");
-    EXPECT_EQ(topic_error("x/{}"), "topic 'x/{}' has the unknown placeholder '{}' (only {gateway} and {device} are filled in)");
+    EXPECT_EQ(topic_error("x/{}"),
+              "topic 'x/{}' has the unknown placeholder '{}' (only {gateway} and {device} are filled in)");
     EXPECT_EQ(topic_error("x/{gateway"), "topic 'x/{gateway' has a '{' without its '}'");
     EXPECT_EQ(topic_error("x/gateway}"), "topic 'x/gateway}' has a '}' without its '{'");
     EXPECT_NE(topic_error(std::string("x/\0/y", 5)).find("contains a NUL character"), std::string::npos);
     // Fine: no placeholder at all, or one only, or both twice.
-    for (const char* ok : {"upstream/all", "site/{gateway}", "{device}", "{gateway}/{device}/{gateway}-{device}", "$aws/rules/r/{device}"}) {
+    for (const char* ok : {"upstream/all", "site/{gateway}", "{device}", "{gateway}/{device}/{gateway}-{device}",
+                           "$aws/rules/r/{device}"}) {
         EXPECT_EQ(topic_error(ok), "(valid)") << ok;
     }
 }
@@ -857,18 +888,25 @@ TEST(MqttUpstreamSettingsTest, OtherBadValuesAreNamed) {
     EXPECT_EQ(with([](auto& s) { s.uri = "http://h"; }).rfind("uri 'http://h' is not a URI such as", 0), 0u);
     EXPECT_EQ(with([](auto& s) { s.uri = "tcp://h:0"; }).rfind("uri 'tcp://h:0' is not", 0), 0u);
     EXPECT_EQ(with([](auto& s) { s.client_id.clear(); }), "client_id is empty");
-    EXPECT_EQ(with([](auto& s) { s.gateway_id = "gw/1"; }), "gateway_id 'gw/1' is not 1 to 64 characters of A-Z a-z 0-9 _ -");
+    EXPECT_EQ(with([](auto& s) { s.gateway_id = "gw/1"; }),
+              "gateway_id 'gw/1' is not 1 to 64 characters of A-Z a-z 0-9 _ -");
     EXPECT_EQ(with([](auto& s) { s.mqtt_version = 4; }), "mqtt_version 4 is neither 3 (MQTT 3.1.1) nor 5");
     EXPECT_EQ(with([](auto& s) { s.keep_alive_s = 0; }), "keep_alive_s 0 is outside 1..65535");
     EXPECT_EQ(with([](auto& s) { s.connect_timeout_s = 0; }), "connect_timeout_s 0 is outside 1..3600");
-    EXPECT_EQ(with([](auto& s) { s.password = "p"; }), "password is set without a username, which MQTT 3.1.1 does not allow");
-    EXPECT_EQ(with([](auto& s) { s.password = "p"; s.mqtt_version = 5; }), "(valid)");
+    EXPECT_EQ(with([](auto& s) { s.password = "p"; }),
+              "password is set without a username, which MQTT 3.1.1 does not allow");
+    EXPECT_EQ(with([](auto& s) {
+                  s.password = "p";
+                  s.mqtt_version = 5;
+              }),
+              "(valid)");
     EXPECT_EQ(with([](auto& s) { s.zstd_level = 20; }), "zstd_level 20 is outside 0 (no compression) .. 19");
     EXPECT_EQ(with([](auto& s) { s.zstd_level = -1; }), "zstd_level -1 is outside 0 (no compression) .. 19");
     EXPECT_EQ(with([](auto& s) { s.window = 0; }), "window must be at least 1");
     EXPECT_EQ(with([](auto& s) { s.max_inflight = 0; }), "max_inflight 0 is outside 1..65535");
     EXPECT_EQ(with([](auto& s) { s.max_batch_rows = 0; }), "max_batch_rows 0 is outside 1..4096");
-    EXPECT_EQ(with([](auto& s) { s.max_batch_rows = kMaxForwardRecords + 1; }), "max_batch_rows 4097 is outside 1..4096");
+    EXPECT_EQ(with([](auto& s) { s.max_batch_rows = kMaxForwardRecords + 1; }),
+              "max_batch_rows 4097 is outside 1..4096");
 }
 
 TEST(MqttUpstreamSettingsTest, ConstructorRefusesInvalidSettingsAndSendBeforeConnectFails) {

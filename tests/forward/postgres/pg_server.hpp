@@ -85,7 +85,8 @@ public:
             PQfinish(conn_);
             throw std::runtime_error("test connection failed: " + message);
         }
-        PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);
+        PQsetNoticeProcessor(
+            conn_, [](void*, const char*) {}, nullptr);
     }
     ~PgClient() { PQfinish(conn_); }
     PgClient(const PgClient&) = delete;
@@ -172,8 +173,8 @@ public:
     // connections (after a kill, once crash recovery is done).
     void start() {
         if (pid_ > 0) return;
-        pid_ = spawn({pg_bin() + "/postgres", "-D", dir_ + "/data", "-p", std::to_string(port_), "-k",
-                      dir_ + "/sock", "-c", "listen_addresses=127.0.0.1", "-c", "recovery_init_sync_method=syncfs"},
+        pid_ = spawn({pg_bin() + "/postgres", "-D", dir_ + "/data", "-p", std::to_string(port_), "-k", dir_ + "/sock",
+                      "-c", "listen_addresses=127.0.0.1", "-c", "recovery_init_sync_method=syncfs"},
                      dir_ + "/postgres.log", true);
         const std::string probe = conninfo("postgres") + " connect_timeout=2";
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
@@ -244,8 +245,8 @@ private:
                 if (::chown(path.c_str(), uid_, gid_) != 0) throw std::runtime_error("chown " + path + " failed");
             }
         }
-        const pid_t pid = spawn({pg_bin() + "/initdb", "-D", data, "-U", kPgSuperuser, "--auth=trust",
-                                 "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"},
+        const pid_t pid = spawn({pg_bin() + "/initdb", "-D", data, "-U", kPgSuperuser, "--auth=trust", "-E", "UTF8",
+                                 "--locale=C", "--no-sync", "--no-instructions"},
                                 dir_ + "/initdb.log", false);
         int status = 0;
         ::waitpid(pid, &status, 0);

@@ -51,12 +51,13 @@ bool eventually(Condition condition) {
     return true;
 }
 
-#define FIELDLINK_SKIP_WITHOUT_POSTGRES()                                                                    \
-    do {                                                                                                     \
-        if (const std::string missing = test::pg_missing_binary(); !missing.empty()) {                       \
-            GTEST_SKIP() << missing << " is not installed (Debian package postgresql-15); PostgreSQL tests " \
-                                       "skipped";                                                            \
-        }                                                                                                    \
+#define FIELDLINK_SKIP_WITHOUT_POSTGRES()                                                         \
+    do {                                                                                          \
+        if (const std::string missing = test::pg_missing_binary(); !missing.empty()) {            \
+            GTEST_SKIP() << missing                                                               \
+                         << " is not installed (Debian package postgresql-15); PostgreSQL tests " \
+                            "skipped";                                                            \
+        }                                                                                         \
     } while (false)
 
 // A row whose fields all depend on its key, so that every column is checked.
@@ -187,13 +188,17 @@ TEST_F(PostgresUpstreamTest, SchemaCreatedOnFirstConnectAndIdempotentOnTheSecond
     const auto columns = admin_->query(
         "SELECT column_name, data_type, is_nullable FROM information_schema.columns"
         " WHERE table_name = 'schema_first' ORDER BY ordinal_position");
-    const std::vector<std::vector<std::string>> expected = {
-        {"gateway", "text", "NO"},       {"device", "text", "NO"},
-        {"incarnation", "bigint", "NO"}, {"seq", "bigint", "NO"},
-        {"boot", "bigint", "NO"},        {"channel", "smallint", "NO"},
-        {"mono_ms", "bigint", "NO"},     {"unix_ms", "bigint", "YES"},
-        {"value", "double precision", "NO"}, {"received_unix_ms", "bigint", "NO"},
-        {"stored_at", "timestamp with time zone", "NO"}};
+    const std::vector<std::vector<std::string>> expected = {{"gateway", "text", "NO"},
+                                                            {"device", "text", "NO"},
+                                                            {"incarnation", "bigint", "NO"},
+                                                            {"seq", "bigint", "NO"},
+                                                            {"boot", "bigint", "NO"},
+                                                            {"channel", "smallint", "NO"},
+                                                            {"mono_ms", "bigint", "NO"},
+                                                            {"unix_ms", "bigint", "YES"},
+                                                            {"value", "double precision", "NO"},
+                                                            {"received_unix_ms", "bigint", "NO"},
+                                                            {"stored_at", "timestamp with time zone", "NO"}};
     ASSERT_EQ(columns.size(), expected.size());
     for (std::size_t i = 0; i < expected.size(); ++i) {
         EXPECT_EQ(*columns[i][0], expected[i][0]);
@@ -291,12 +296,23 @@ TEST_F(PostgresUpstreamTest, GatewaysConnectingAtOnceCreateTheSchemaOnce) {
 // --- 2. Rows: exact round trip and duplicates -----------------------------------------------------
 
 TEST_F(PostgresUpstreamTest, RowsComeBackBitExact) {
-    const std::vector<double> values = {
-        0.0, -0.0, 1e308, -1e308, std::numeric_limits<double>::max(), std::numeric_limits<double>::lowest(),
-        std::numeric_limits<double>::min(), std::numeric_limits<double>::denorm_min(),
-        -std::numeric_limits<double>::denorm_min(), 2.2250738585072009e-308 /* largest subnormal */,
-        std::numeric_limits<double>::infinity(), -std::numeric_limits<double>::infinity(), 0.1, 1.0 / 3.0,
-        3.141592653589793, -2.718281828459045e-200, 123456789.125};
+    const std::vector<double> values = {0.0,
+                                        -0.0,
+                                        1e308,
+                                        -1e308,
+                                        std::numeric_limits<double>::max(),
+                                        std::numeric_limits<double>::lowest(),
+                                        std::numeric_limits<double>::min(),
+                                        std::numeric_limits<double>::denorm_min(),
+                                        -std::numeric_limits<double>::denorm_min(),
+                                        2.2250738585072009e-308 /* largest subnormal */,
+                                        std::numeric_limits<double>::infinity(),
+                                        -std::numeric_limits<double>::infinity(),
+                                        0.1,
+                                        1.0 / 3.0,
+                                        3.141592653589793,
+                                        -2.718281828459045e-200,
+                                        123456789.125};
     std::vector<ForwardRow> rows;
     std::uint64_t seq = 1;
     for (const char* device : {"dev-a", "dev-b", "DEV_c-3"}) {
@@ -604,8 +620,8 @@ TEST_F(PostgresUpstreamTest, PasswordFileAndLeastPrivilegeRoleWork) {
     admin_->query(std::string("GRANT INSERT, SELECT (gateway, device, incarnation, seq) ON auth_rows TO ") +
                   test::kPasswordUser);
     const std::string passfile = server_->dir() + "/pgpass";
-    std::ofstream(passfile) << "127.0.0.1:" << server_->port() << ":" << test::kPgDatabase << ":"
-                            << test::kPasswordUser << ":" << test::kPassword << "\n";
+    std::ofstream(passfile) << "127.0.0.1:" << server_->port() << ":" << test::kPgDatabase << ":" << test::kPasswordUser
+                            << ":" << test::kPassword << "\n";
     ::chmod(passfile.c_str(), 0600);
 
     auto s = settings("auth_rows");
@@ -716,8 +732,8 @@ TEST_F(PostgresUpstreamTest, TwoGatewaysWriteTheSameTableConcurrently) {
     std::string first_error;
     const auto run = [&](PostgresUpstream& upstream) {
         for (int c = 0; c < kChunks; ++c) {
-            const ChunkResult result = send_one(upstream, chunks[static_cast<std::size_t>(c)],
-                                                static_cast<std::uint64_t>(c));
+            const ChunkResult result =
+                send_one(upstream, chunks[static_cast<std::size_t>(c)], static_cast<std::uint64_t>(c));
             if (!result.confirmed && failures++ == 0) first_error = result.error;
         }
     };

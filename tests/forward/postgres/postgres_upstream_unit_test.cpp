@@ -50,8 +50,10 @@ TEST(PostgresUpstreamSettingsTest, AcceptsPlainAndSchemaQualifiedTablesAndUris) 
 
 TEST(PostgresUpstreamSettingsTest, RejectsTablesThatAreNotPlainIdentifiers) {
     const std::string too_long(64, 'a');
-    for (const std::string& table : std::vector<std::string>{"", "Readings", "1readings", "read-ings", "read ings", "\"readings\"", "readings;drop", "a.b.c", ".readings",
-          "central.", "r\xc3\xa9", too_long, "fieldlink_schema", "central.fieldlink_schema", "pg_catalog.readings"}) {
+    for (const std::string& table :
+         std::vector<std::string>{"", "Readings", "1readings", "read-ings", "read ings", "\"readings\"",
+                                  "readings;drop", "a.b.c", ".readings", "central.", "r\xc3\xa9", too_long,
+                                  "fieldlink_schema", "central.fieldlink_schema", "pg_catalog.readings"}) {
         auto settings = good_settings();
         settings.table = table;
         const auto problem = PostgresUpstream::validate(settings);
@@ -145,13 +147,13 @@ TEST(CopyBinaryWriterTest, HeaderTupleAndTrailerAreBigEndian) {
     EXPECT_EQ(writer.rows(), 1u);
     const std::string data = writer.finish();
     const std::string expected = std::string("PGCOPY\n\xff\r\n\0", 11) + std::string(8, '\0') +  // header
-                                 bytes({0, 5}) +                                                  // 5 fields
-                                 bytes({0, 0, 0, 2}) + "ab" +                                     // text
-                                 bytes({0, 0, 0, 2, 0xff, 0xfe}) +                                // smallint -2
-                                 bytes({0, 0, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8}) +                    // bigint
-                                 bytes({0, 0, 0, 8, 0x80, 0, 0, 0, 0, 0, 0, 0}) +                 // -0.0
-                                 bytes({0xff, 0xff, 0xff, 0xff}) +                                // NULL
-                                 bytes({0xff, 0xff});                                             // trailer
+                                 bytes({0, 5}) +                                                 // 5 fields
+                                 bytes({0, 0, 0, 2}) + "ab" +                                    // text
+                                 bytes({0, 0, 0, 2, 0xff, 0xfe}) +                               // smallint -2
+                                 bytes({0, 0, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8}) +                   // bigint
+                                 bytes({0, 0, 0, 8, 0x80, 0, 0, 0, 0, 0, 0, 0}) +                // -0.0
+                                 bytes({0xff, 0xff, 0xff, 0xff}) +                               // NULL
+                                 bytes({0xff, 0xff});                                            // trailer
     EXPECT_EQ(data, expected);
     // The writer starts over.
     EXPECT_EQ(writer.size(), CopyBinaryWriter::kHeaderSize);

@@ -125,8 +125,7 @@ bool refused_for_good(int mqtt_version, int code) {
             case 0x8A:  // banned
             case 0x8C:  // bad authentication method
                 return true;
-            default:
-                return false;
+            default: return false;
         }
     }
     // 3.1.1: 1 unacceptable protocol version, 2 identifier rejected, 4 bad user name or password, 5 not authorised.
@@ -243,7 +242,8 @@ std::optional<std::string> MqttUpstream::validate(const MqttUpstreamSettings& s)
 class MqttUpstream::Impl {
 public:
     explicit Impl(MqttUpstreamSettings settings) : settings_(std::move(settings)), listener_(*this) {
-        if (auto error = validate(settings_)) throw std::invalid_argument(fmt::format("upstream '{}': {}", settings_.name, *error));
+        if (auto error = validate(settings_))
+            throw std::invalid_argument(fmt::format("upstream '{}': {}", settings_.name, *error));
         parse_topic_template(settings_.topic, &topic_);
         tls_ = uses_tls(settings_.uri);
         completer_ = std::thread([this] { run_completions(); });
@@ -307,8 +307,9 @@ public:
             std::string what = fmt::format("cannot connect to {} as '{}': {}", settings_.uri, settings_.client_id,
                                            describe_connect_failure(settings_.mqtt_version, e));
             if (tls_ && e.get_return_code() == MQTTASYNC_FAILURE) {
-                what += "; with TLS this is also how a server certificate that does not verify against ca_file or "
-                        "does not name the host, or a refused client certificate, shows (Paho gives no detail)";
+                what +=
+                    "; with TLS this is also how a server certificate that does not verify against ca_file or "
+                    "does not name the host, or a refused client certificate, shows (Paho gives no detail)";
             }
             throw UpstreamError(what, !for_good);
         }
@@ -316,7 +317,8 @@ public:
         {
             std::lock_guard lock(mutex_);
             if (lost_) {
-                throw UpstreamError(fmt::format("the connection to {} was lost right after it was made", settings_.uri));
+                throw UpstreamError(
+                    fmt::format("the connection to {} was lost right after it was made", settings_.uri));
             }
             connected_ = true;
         }
@@ -334,8 +336,8 @@ public:
                 return;
             }
             if (outstanding_.size() >= settings_.window) {
-                complete_locked(std::move(done),
-                                failed(fmt::format("{} chunks are outstanding already (the window)", settings_.window)));
+                complete_locked(std::move(done), failed(fmt::format("{} chunks are outstanding already (the window)",
+                                                                    settings_.window)));
                 return;
             }
         }
@@ -346,7 +348,8 @@ public:
         } catch (const std::exception& e) {
             std::lock_guard lock(mutex_);
             connected_ = false;  // a failed chunk, as the interface counts it
-            complete_locked(std::move(done), failed(fmt::format("chunk {} cannot be encoded: {}", chunk.sequence, e.what())));
+            complete_locked(std::move(done),
+                            failed(fmt::format("chunk {} cannot be encoded: {}", chunk.sequence, e.what())));
             return;
         }
 
@@ -391,7 +394,8 @@ public:
                 it->second.result.bytes_sent -= size;
                 it->second.result.batches -= 1;
                 connected_ = false;
-                finish_locked(it, fmt::format("cannot publish to '{}' on {}: {}", message.topic, settings_.uri, e.what()));
+                finish_locked(it,
+                              fmt::format("cannot publish to '{}' on {}: {}", message.topic, settings_.uri, e.what()));
                 return;
             }
         }
@@ -515,7 +519,8 @@ private:
     // chunk would then fail forever.
     void encode_within_limit(const std::string& topic, const std::string& device, std::span<const ForwardRow> batch,
                              std::vector<Message>& messages) const {
-        std::vector<std::uint8_t> payload = encode_forward_batch(settings_.encoding, settings_.gateway_id, device, batch);
+        std::vector<std::uint8_t> payload =
+            encode_forward_batch(settings_.encoding, settings_.gateway_id, device, batch);
         if (settings_.zstd_level > 0) payload = zstd_compress(payload, settings_.zstd_level);
         if (payload.size() > settings_.max_message_bytes && batch.size() > 1) {
             const std::size_t half = batch.size() / 2;
@@ -580,7 +585,8 @@ private:
             if (generation != generation_) return;  // an older client's
             lost_ = true;
             connected_ = false;
-            fail_all_locked(fmt::format("lost the connection to {}{}{}", settings_.uri, cause.empty() ? "" : ": ", cause));
+            fail_all_locked(
+                fmt::format("lost the connection to {}{}{}", settings_.uri, cause.empty() ? "" : ": ", cause));
         } catch (...) {
         }
     }
@@ -588,8 +594,8 @@ private:
     // Paho's thread. Never throws.
     void on_disconnected_by_broker(std::uint64_t generation, int reason) noexcept {
         try {
-            on_connection_lost(generation, fmt::format("the broker sent DISCONNECT with reason code {:#04x} ({})", reason,
-                                                       mqtt::exception::reason_code_str(reason)));
+            on_connection_lost(generation, fmt::format("the broker sent DISCONNECT with reason code {:#04x} ({})",
+                                                       reason, mqtt::exception::reason_code_str(reason)));
         } catch (...) {
         }
     }

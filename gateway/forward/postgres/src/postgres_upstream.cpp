@@ -71,7 +71,8 @@ std::string one_line(std::string_view text) {
         std::size_t end = text.find('\n', start);
         if (end == std::string_view::npos) end = text.size();
         std::string_view line = text.substr(start, end - start);
-        while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.remove_suffix(1);
+        while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t'))
+            line.remove_suffix(1);
         while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
         // PQERRORS_VERBOSE (used while connecting, for the SQLSTATE) adds the server's source location.
         if (!line.empty() && !line.starts_with("LOCATION:")) {
@@ -91,9 +92,8 @@ std::string sqlstate_in_message(std::string_view text) {
         const std::size_t code = at + 3;
         if (code + 6 > text.size() || text[code + 5] != ':') continue;
         const bool valid = std::all_of(text.begin() + static_cast<std::ptrdiff_t>(code),
-                                       text.begin() + static_cast<std::ptrdiff_t>(code + 5), [](char c) {
-                                           return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z');
-                                       });
+                                       text.begin() + static_cast<std::ptrdiff_t>(code + 5),
+                                       [](char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z'); });
         if (valid) found = std::string(text.substr(code, 5));
     }
     return found;
@@ -134,8 +134,7 @@ std::string migration_sql(int version, const std::string& table, const std::stri
                    " mono_ms bigint NOT NULL, unix_ms bigint, value double precision NOT NULL,"
                    " received_unix_ms bigint NOT NULL, stored_at timestamptz NOT NULL DEFAULT now(),"
                    " PRIMARY KEY (gateway, device, incarnation, seq))";
-        default:
-            throw std::logic_error("no migration to schema version " + std::to_string(version));
+        default: throw std::logic_error("no migration to schema version " + std::to_string(version));
     }
 }
 
@@ -171,8 +170,7 @@ public:
 
     // Waits until the socket is ready for `events`; returns the ready events.
     short wait(short events) {
-        const auto idle_end =
-            idle_ms_ >= 0 ? Clock::now() + milliseconds(idle_ms_) : Clock::time_point::max();
+        const auto idle_end = idle_ms_ >= 0 ? Clock::now() + milliseconds(idle_ms_) : Clock::time_point::max();
         const auto until = std::min(deadline_, idle_end);
         for (;;) {
             const int socket = PQsocket(conn_);
@@ -310,8 +308,7 @@ public:
     PgFailure failure_of(const PGresult* result, std::string_view what) const {
         const ExecStatusType status = PQresultStatus(result);
         if (status != PGRES_FATAL_ERROR && status != PGRES_NONFATAL_ERROR) {
-            return PgFailure(FailureKind::Connection,
-                             std::string(what) + ": unexpected result " + PQresStatus(status));
+            return PgFailure(FailureKind::Connection, std::string(what) + ": unexpected result " + PQresStatus(status));
         }
         const char* sqlstate = PQresultErrorField(result, PG_DIAG_SQLSTATE);
         const char* primary = PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY);
@@ -340,7 +337,8 @@ std::optional<std::string> PostgresUpstream::validate(const PostgresUpstreamSett
         return "gateway id '" + settings.gateway_id + "' is not 1 to 64 of A-Z a-z 0-9 _ -";
     }
     const auto [schema, table] = split_table(settings.table);
-    if (!is_plain_identifier(table) || (settings.table.find('.') != std::string::npos && !is_plain_identifier(schema))) {
+    if (!is_plain_identifier(table) ||
+        (settings.table.find('.') != std::string::npos && !is_plain_identifier(schema))) {
         return "table '" + settings.table +
                "' is not a lowercase plain SQL identifier ([a-z_][a-z0-9_]*, at most 63), optionally "
                "schema-qualified (schema.table)";
@@ -351,8 +349,7 @@ std::optional<std::string> PostgresUpstream::validate(const PostgresUpstreamSett
         return "connect_timeout_s " + std::to_string(settings.connect_timeout_s) + " is not within 1..3600";
     }
     if (settings.statement_timeout_ms < 0 || settings.statement_timeout_ms > 86'400'000) {
-        return "statement_timeout_ms " + std::to_string(settings.statement_timeout_ms) +
-               " is not within 0..86400000";
+        return "statement_timeout_ms " + std::to_string(settings.statement_timeout_ms) + " is not within 0..86400000";
     }
     if (settings.conninfo.empty()) return "conninfo is empty";
     char* error = nullptr;
@@ -423,7 +420,8 @@ void PostgresUpstream::connect() {
     if (raw == nullptr) throw UpstreamError(prefix + "connect: out of memory");
     auto session = std::make_unique<Session>(raw, wake_fd_);
     // Notices ("relation already exists, skipping") would go to stderr.
-    PQsetNoticeProcessor(raw, [](void*, const char*) {}, nullptr);
+    PQsetNoticeProcessor(
+        raw, [](void*, const char*) {}, nullptr);
     // Verbose while connecting: the server's SQLSTATE appears in the message (libpq keeps
     // no result for a failed connection), which tells a refused login from a lost server.
     PQsetErrorVerbosity(raw, PQERRORS_VERBOSE);
@@ -435,8 +433,9 @@ void PostgresUpstream::connect() {
         const std::string sqlstate = sqlstate_in_message(message);
         std::string text = prefix + "connect failed: " + message;
         if (needs_password) {
-            text += " (the server wants a password and none was given: set password= in conninfo, "
-                    "PGPASSWORD, or a password file via passfile=/PGPASSFILE/~/.pgpass)";
+            text +=
+                " (the server wants a password and none was given: set password= in conninfo, "
+                "PGPASSWORD, or a password file via passfile=/PGPASSFILE/~/.pgpass)";
         }
         return UpstreamError(text, !needs_password && retryable_sqlstate(sqlstate));
     };
@@ -480,10 +479,11 @@ void PostgresUpstream::set_up(Session& session) {
         session.exec("SET synchronous_commit = on");
     }
     migrate(session);
-    session.exec("CREATE TEMP TABLE IF NOT EXISTS fieldlink_staging (device text NOT NULL,"
-                 " incarnation bigint NOT NULL, seq bigint NOT NULL, boot bigint NOT NULL,"
-                 " channel smallint NOT NULL, mono_ms bigint NOT NULL, unix_ms bigint,"
-                 " value double precision NOT NULL, received_unix_ms bigint NOT NULL) ON COMMIT DELETE ROWS");
+    session.exec(
+        "CREATE TEMP TABLE IF NOT EXISTS fieldlink_staging (device text NOT NULL,"
+        " incarnation bigint NOT NULL, seq bigint NOT NULL, boot bigint NOT NULL,"
+        " channel smallint NOT NULL, mono_ms bigint NOT NULL, unix_ms bigint,"
+        " value double precision NOT NULL, received_unix_ms bigint NOT NULL) ON COMMIT DELETE ROWS");
     // A chunk's INSERT with no rows: checks now, not at the first chunk, that the table has the
     // columns, the key for ON CONFLICT and the INSERT permission (SQLSTATE class 42 otherwise).
     session.exec("INSERT INTO " + table_sql_ + " (gateway, " + std::string(kStagingColumns) + ") SELECT '" +
@@ -497,21 +497,21 @@ void PostgresUpstream::migrate(Session& session) {
     try {
         session.exec("SELECT pg_advisory_xact_lock(" + std::to_string(kSchemaLockKey) + ")", PGRES_TUPLES_OK);
         // to_regclass takes the quoted name as text: '"central"."fieldlink_schema"'.
-        Result present = session.exec("SELECT to_regclass('" + schema_sql_ + "') IS NOT NULL, to_regclass('" +
-                                          table_sql_ + "') IS NOT NULL",
-                                      PGRES_TUPLES_OK);
+        Result present = session.exec(
+            "SELECT to_regclass('" + schema_sql_ + "') IS NOT NULL, to_regclass('" + table_sql_ + "') IS NOT NULL",
+            PGRES_TUPLES_OK);
         const bool have_schema_table = std::string_view(PQgetvalue(present.get(), 0, 0)) == "t";
         const bool have_table = std::string_view(PQgetvalue(present.get(), 0, 1)) == "t";
         int version = 0;
         if (have_schema_table) {
-            Result row = session.exec("SELECT version FROM " + schema_sql_ + " WHERE component = " + component,
-                                      PGRES_TUPLES_OK);
+            Result row =
+                session.exec("SELECT version FROM " + schema_sql_ + " WHERE component = " + component, PGRES_TUPLES_OK);
             if (PQntuples(row.get()) == 1) version = std::atoi(PQgetvalue(row.get(), 0, 0));
         }
         if (version > kSchemaVersion) {
             throw PgFailure(FailureKind::Sql,
-                            "table " + settings_.table + " has schema version " + std::to_string(version) +
-                                " (in " + schema_sql_ + "), newer than the " + std::to_string(kSchemaVersion) +
+                            "table " + settings_.table + " has schema version " + std::to_string(version) + " (in " +
+                                schema_sql_ + "), newer than the " + std::to_string(kSchemaVersion) +
                                 " this gateway knows: upgrade the gateway",
                             "42000");  // class 42: not retryable
         }
@@ -619,8 +619,7 @@ ChunkResult PostgresUpstream::send_locked(const Chunk& chunk) {
         }
         connected_ = false;
         bool keep = false;
-        if ((failure.kind() == FailureKind::Sql || failure.kind() == FailureKind::Connection) &&
-            session.healthy()) {
+        if ((failure.kind() == FailureKind::Sql || failure.kind() == FailureKind::Connection) && session.healthy()) {
             try {
                 session.limit(Clock::now() + milliseconds(kRollbackLimitMs), -1);
                 session.settle();

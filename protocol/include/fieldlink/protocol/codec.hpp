@@ -14,8 +14,8 @@ inline constexpr std::uint8_t kVersion = 1;
 
 // Second header byte after the version: what the message is.
 enum class Kind : std::uint8_t {
-    Batch = 1,   // device -> gateway, topic .../up
-    Ack = 2,     // gateway -> device, topic .../ack
+    Batch = 1,      // device -> gateway, topic .../up
+    Ack = 2,        // gateway -> device, topic .../ack
     Status = 3,     // device, retained, topic .../status (birth and last will)
     Telemetry = 4,  // device health, topic .../telemetry
 };
@@ -67,8 +67,8 @@ struct BatchHeader {
     // The device will never send a reading below floor_seq again (already
     // acknowledged, or dropped by its spool policy). floor_seq <= first_seq.
     std::uint64_t floor_seq = 0;
-    std::uint32_t boot = 0;               // boot counter within the incarnation
-    std::int64_t wall_offset_ms = 0;      // unix_ms = mono_ms + offset, when offset_known
+    std::uint32_t boot = 0;           // boot counter within the incarnation
+    std::int64_t wall_offset_ms = 0;  // unix_ms = mono_ms + offset, when offset_known
     bool offset_known = false;
     std::uint16_t count = 0;
 };
@@ -96,13 +96,13 @@ enum class DeviceState : std::uint8_t {
 struct Telemetry {
     std::uint64_t incarnation = 0;
     std::uint32_t boot = 0;
-    std::uint32_t reconnects = 0;           // MQTT reconnects in this boot
-    std::uint64_t uptime_ms = 0;            // device monotonic time since the start of `boot`
-    std::uint64_t held = 0;                 // readings in the device's store (spool depth)
+    std::uint32_t reconnects = 0;             // MQTT reconnects in this boot
+    std::uint64_t uptime_ms = 0;              // device monotonic time since the start of `boot`
+    std::uint64_t held = 0;                   // readings in the device's store (spool depth)
     std::uint64_t oldest_unacked_age_ms = 0;  // age of the oldest held reading; 0 when none
-    std::uint64_t dropped = 0;              // readings ever dropped by the store's full policy
-    std::uint64_t next_seq = 0;             // seq the next reading will get
-    std::uint64_t acked_through = 0;        // highest watermark the device has received
+    std::uint64_t dropped = 0;                // readings ever dropped by the store's full policy
+    std::uint64_t next_seq = 0;               // seq the next reading will get
+    std::uint64_t acked_through = 0;          // highest watermark the device has received
 };
 
 struct StatusMessage {
@@ -116,11 +116,11 @@ struct StatusMessage {
 std::uint32_t crc32(const std::uint8_t* data, std::size_t length, std::uint32_t crc = 0) noexcept;
 
 // Encoders write the whole message into out[0..capacity) and set *written.
-CodecResult encode_batch(const BatchHeader& header, const Record* records, std::uint8_t* out,
-                    std::size_t capacity, std::size_t* written) noexcept;
+CodecResult encode_batch(const BatchHeader& header, const Record* records, std::uint8_t* out, std::size_t capacity,
+                         std::size_t* written) noexcept;
 CodecResult encode_ack(const Ack& ack, std::uint8_t* out, std::size_t capacity, std::size_t* written) noexcept;
 CodecResult encode_status(const StatusMessage& status, std::uint8_t* out, std::size_t capacity,
-                     std::size_t* written) noexcept;
+                          std::size_t* written) noexcept;
 
 // Decoders are total: any input gives Ok and a filled result, or an error.
 // They never read outside data[0..length).
@@ -129,7 +129,7 @@ CodecResult decode_ack(const std::uint8_t* data, std::size_t length, Ack* out) n
 CodecResult decode_status(const std::uint8_t* data, std::size_t length, StatusMessage* out) noexcept;
 
 CodecResult encode_telemetry(const Telemetry& telemetry, std::uint8_t* out, std::size_t capacity,
-                        std::size_t* written) noexcept;
+                             std::size_t* written) noexcept;
 CodecResult decode_telemetry(const std::uint8_t* data, std::size_t length, Telemetry* out) noexcept;
 
 }  // namespace fieldlink::protocol

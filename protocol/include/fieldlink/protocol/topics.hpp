@@ -8,8 +8,8 @@
 namespace fieldlink::protocol {
 
 enum class TopicKind : std::uint8_t {
-    Up = 0,      // batches from the device
-    Ack = 1,     // commit acks to the device
+    Up = 0,         // batches from the device
+    Ack = 1,        // commit acks to the device
     Status = 2,     // retained birth / last will
     Telemetry = 3,  // device health
 };

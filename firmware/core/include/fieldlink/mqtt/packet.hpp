@@ -10,21 +10,21 @@ namespace fieldlink::mqtt {
 // Result of every packet and session call.
 enum class Status : std::uint8_t {
     Ok = 0,
-    Incomplete,          // decoder: the bytes end before the packet does (need more input)
-    MalformedLength,     // decoder: remaining length continues past its fourth byte
-    Malformed,           // decoder: flags, lengths or fields break the spec
-    UnknownType,         // decoder: packet type 0 or 15 (reserved)
-    BufferTooSmall,      // encoder: the output buffer cannot hold the packet
-    InvalidArgument,     // a field is out of range (empty topic, QoS > 1, packet id 0, too long)
-    NotConnected,        // session: no usable connection (never started, or already failed)
-    PendingFull,         // session: every PUBACK slot is taken; wait for PUBACKs
-    TransportError,      // session: the transport failed to send or receive
-    ConnectionClosed,    // session: the broker closed the connection
-    ResponseTimeout,     // session: no CONNACK or SUBACK within the configured time
-    PingTimeout,         // session: no PINGRESP within the keep-alive period: connection dead
-    ConnectionRefused,   // session: CONNACK carried a non-zero return code
-    ProtocolError,       // session: the broker sent a packet that is invalid at this point
-    SubscribeRefused,    // the broker answered a SUBSCRIBE with the failure code 0x80
+    Incomplete,         // decoder: the bytes end before the packet does (need more input)
+    MalformedLength,    // decoder: remaining length continues past its fourth byte
+    Malformed,          // decoder: flags, lengths or fields break the spec
+    UnknownType,        // decoder: packet type 0 or 15 (reserved)
+    BufferTooSmall,     // encoder: the output buffer cannot hold the packet
+    InvalidArgument,    // a field is out of range (empty topic, QoS > 1, packet id 0, too long)
+    NotConnected,       // session: no usable connection (never started, or already failed)
+    PendingFull,        // session: every PUBACK slot is taken; wait for PUBACKs
+    TransportError,     // session: the transport failed to send or receive
+    ConnectionClosed,   // session: the broker closed the connection
+    ResponseTimeout,    // session: no CONNACK or SUBACK within the configured time
+    PingTimeout,        // session: no PINGRESP within the keep-alive period: connection dead
+    ConnectionRefused,  // session: CONNACK carried a non-zero return code
+    ProtocolError,      // session: the broker sent a packet that is invalid at this point
+    SubscribeRefused,   // the broker answered a SUBSCRIBE with the failure code 0x80
 };
 
 // Stable name of a status ("ping_timeout", ...), for logs.
@@ -82,9 +82,9 @@ struct ConnectOptions {
     const char* client_id = nullptr;  // NUL-terminated; empty only with clean_session
     std::uint16_t keep_alive_s = 0;   // 0 disables keep-alive
     bool clean_session = true;
-    const Will* will = nullptr;       // optional last will
-    const char* username = nullptr;   // optional
-    const char* password = nullptr;   // optional; needs a username (spec 3.1.2.9)
+    const Will* will = nullptr;      // optional last will
+    const char* username = nullptr;  // optional
+    const char* password = nullptr;  // optional; needs a username (spec 3.1.2.9)
 };
 
 struct PublishView {
@@ -100,13 +100,13 @@ struct PublishView {
 // One decoded packet. Pointers refer into the decoder's input.
 struct Packet {
     PacketType type = PacketType::Connect;
-    std::uint8_t flags = 0;            // low nibble of the first byte
+    std::uint8_t flags = 0;              // low nibble of the first byte
     const std::uint8_t* body = nullptr;  // variable header + payload
     std::size_t body_length = 0;
-    std::uint16_t packet_id = 0;       // PUBLISH with QoS > 0, PUBACK/REC/REL/COMP, (UN)SUBSCRIBE, (UN)SUBACK
-    bool session_present = false;      // CONNACK
-    std::uint8_t connack_code = 0;     // CONNACK return code
-    PublishView publish;               // PUBLISH
+    std::uint16_t packet_id = 0;                 // PUBLISH with QoS > 0, PUBACK/REC/REL/COMP, (UN)SUBSCRIBE, (UN)SUBACK
+    bool session_present = false;                // CONNACK
+    std::uint8_t connack_code = 0;               // CONNACK return code
+    PublishView publish;                         // PUBLISH
     const std::uint8_t* suback_codes = nullptr;  // SUBACK: one return code per topic filter
     std::size_t suback_count = 0;
 };
@@ -134,11 +134,10 @@ Status decode_packet(const std::uint8_t* data, std::size_t length, Packet* out, 
 Status encode_connect(const ConnectOptions& options, std::uint8_t* out, std::size_t capacity,
                       std::size_t* written) noexcept;
 // packet_id must be non-zero for QoS 1 and is ignored for QoS 0.
-Status encode_publish(const char* topic, const std::uint8_t* payload, std::size_t payload_length, QoS qos,
-                      bool retain, bool dup, std::uint16_t packet_id, std::uint8_t* out, std::size_t capacity,
+Status encode_publish(const char* topic, const std::uint8_t* payload, std::size_t payload_length, QoS qos, bool retain,
+                      bool dup, std::uint16_t packet_id, std::uint8_t* out, std::size_t capacity,
                       std::size_t* written) noexcept;
-Status encode_puback(std::uint16_t packet_id, std::uint8_t* out, std::size_t capacity,
-                     std::size_t* written) noexcept;
+Status encode_puback(std::uint16_t packet_id, std::uint8_t* out, std::size_t capacity, std::size_t* written) noexcept;
 // One topic filter per SUBSCRIBE, which is all the reader needs.
 Status encode_subscribe(std::uint16_t packet_id, const char* topic_filter, QoS max_qos, std::uint8_t* out,
                         std::size_t capacity, std::size_t* written) noexcept;

@@ -40,7 +40,7 @@ protected:
 
 struct SessionConfig {
     std::uint32_t response_timeout_ms = 10'000;  // CONNECT or SUBSCRIBE sent, no answer: give up
-    std::uint32_t send_timeout_ms = 10'000;     // one packet must leave within this time
+    std::uint32_t send_timeout_ms = 10'000;      // one packet must leave within this time
     // PINGREQ sent, no PINGRESP within this time: the connection is dead.
     // 0 means one keep-alive period.
     std::uint32_t ping_timeout_ms = 0;
@@ -49,8 +49,8 @@ struct SessionConfig {
 struct SessionCounters {
     std::uint64_t packets_received = 0;
     std::uint64_t pings_sent = 0;
-    std::uint64_t oversize_skipped = 0;   // incoming packets too large for the receive buffer
-    std::uint64_t unknown_pubacks = 0;    // PUBACKs for packet ids not awaited
+    std::uint64_t oversize_skipped = 0;  // incoming packets too large for the receive buffer
+    std::uint64_t unknown_pubacks = 0;   // PUBACKs for packet ids not awaited
 };
 
 enum class SessionState : std::uint8_t {
@@ -93,8 +93,8 @@ public:
     // NotConnected unless Connected; PendingFull when every PUBACK slot is
     // taken; InvalidArgument / BufferTooSmall (nothing sent, still Connected);
     // TransportError (Failed).
-    Status publish(const char* topic, const std::uint8_t* payload, std::size_t payload_length, QoS qos,
-                   bool retain, std::uint16_t* packet_id) noexcept;
+    Status publish(const char* topic, const std::uint8_t* payload, std::size_t payload_length, QoS qos, bool retain,
+                   std::uint16_t* packet_id) noexcept;
 
     // Subscribes to one filter; the SUBACK arrives through the handler with
     // *packet_id. Errors as for publish (except PendingFull).

@@ -54,8 +54,7 @@ public:
     // Batch first_seq .. last_seq went out as packet_id at `now` (the ack timer
     // starts with the first batch in flight). False, and nothing changes, when
     // kMaxWindow batches are in flight already or last_seq < first_seq.
-    bool sent(std::uint64_t first_seq, std::uint64_t last_seq, std::uint16_t packet_id,
-              std::uint64_t now) noexcept;
+    bool sent(std::uint64_t first_seq, std::uint64_t last_seq, std::uint16_t packet_id, std::uint64_t now) noexcept;
 
     // How an ack of this incarnation with `watermark` fits: Stale when not above
     // W (duplicate or out of order), AheadOfProduced when it covers seqs at or

@@ -63,7 +63,7 @@ struct ReaderConfig {
     std::uint16_t broker_port = 1883;
     const char* username = nullptr;  // optional MQTT credentials
     const char* password = nullptr;
-    std::uint16_t keep_alive_s = 30;           // 0 disables MQTT keep-alive
+    std::uint16_t keep_alive_s = 30;            // 0 disables MQTT keep-alive
     std::uint32_t connect_timeout_ms = 10'000;  // open, and then each of CONNACK and SUBACK
     std::uint32_t send_timeout_ms = 10'000;     // one packet must leave within this time
     std::uint32_t ack_timeout_ms = 5'000;       // no commit-ack progress while in flight: resend
@@ -85,11 +85,11 @@ struct ReaderConfig {
 
 // Memory the reader works in, owned by the caller (see ReaderMemory).
 struct ReaderBuffers {
-    std::span<StoredReading> readings;  // >= batch_size
+    std::span<StoredReading> readings;    // >= batch_size
     std::span<protocol::Record> records;  // >= batch_size
-    std::span<std::uint8_t> batch;       // >= batch_bytes(batch_size)
-    std::span<std::uint8_t> mqtt_tx;     // >= mqtt_tx_bytes(batch_size)
-    std::span<std::uint8_t> mqtt_rx;     // >= mqtt::kMinReceiveBuffer
+    std::span<std::uint8_t> batch;        // >= batch_bytes(batch_size)
+    std::span<std::uint8_t> mqtt_tx;      // >= mqtt_tx_bytes(batch_size)
+    std::span<std::uint8_t> mqtt_rx;      // >= mqtt::kMinReceiveBuffer
 };
 
 // All buffers for batches of up to MaxBatch readings, in one object.
@@ -106,16 +106,16 @@ struct ReaderMemory {
 };
 
 struct ReaderCounters {
-    std::uint64_t produced = 0;        // readings appended to the store
-    std::uint64_t acked_through = 0;   // commit-ack watermark: 1..acked_through are committed
-    std::uint64_t dropped = 0;         // readings the store forgot because it was full (DropOldest)
-    std::uint64_t refused = 0;         // samples not stored because the store was full (RefuseNew)
-    std::uint64_t sensor_errors = 0;   // sensor reads that failed or gave no value (NaN); never stored
-    std::uint64_t store_errors = 0;    // append, trim and offset-note failures of the medium
-    std::uint64_t reconnects = 0;      // accepted CONNACKs after the first one
+    std::uint64_t produced = 0;          // readings appended to the store
+    std::uint64_t acked_through = 0;     // commit-ack watermark: 1..acked_through are committed
+    std::uint64_t dropped = 0;           // readings the store forgot because it was full (DropOldest)
+    std::uint64_t refused = 0;           // samples not stored because the store was full (RefuseNew)
+    std::uint64_t sensor_errors = 0;     // sensor reads that failed or gave no value (NaN); never stored
+    std::uint64_t store_errors = 0;      // append, trim and offset-note failures of the medium
+    std::uint64_t reconnects = 0;        // accepted CONNACKs after the first one
     std::uint64_t connect_failures = 0;  // attempts that ended before the link was ready
     std::uint64_t batches_sent = 0;
-    std::uint64_t resends = 0;         // times sending restarted at acked_through + 1
+    std::uint64_t resends = 0;  // times sending restarted at acked_through + 1
     std::uint64_t acks_accepted = 0;
     std::uint64_t acks_stale = 0;      // watermark not above ours: duplicate or out of order
     std::uint64_t acks_foreign = 0;    // for another incarnation
@@ -137,8 +137,7 @@ class Reader final : private mqtt::EventHandler {
 public:
     // All references must outlive the reader. `events` may be null.
     Reader(const ReaderConfig& config, ReadingStore& store, hal::Transport& transport, hal::Clock& clock,
-           hal::Random& random, hal::Sensors& sensors, ReaderBuffers buffers,
-           ReaderEvents* events = nullptr) noexcept;
+           hal::Random& random, hal::Sensors& sensors, ReaderBuffers buffers, ReaderEvents* events = nullptr) noexcept;
 
     Reader(const Reader&) = delete;
     Reader& operator=(const Reader&) = delete;
@@ -229,7 +228,7 @@ private:
     LinkState link_ = LinkState::Offline;
     std::uint64_t reconnect_at_ms_ = 0;
     bool ever_connected_ = false;
-    bool connack_seen_ = false;   // set by on_connack, handled after Session::poll
+    bool connack_seen_ = false;  // set by on_connack, handled after Session::poll
     bool suback_seen_ = false;
     bool suback_ok_ = false;
     std::uint16_t subscribe_id_ = 0;

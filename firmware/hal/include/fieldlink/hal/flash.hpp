@@ -35,9 +35,7 @@ struct FlashGeometry {
     std::uint32_t sector_count = 0;  // sectors in the device (or in the part given to the spool)
     std::uint32_t write_size = 0;    // program granularity in bytes, a power of two
 
-    constexpr std::uint64_t size() const noexcept {
-        return static_cast<std::uint64_t>(sector_size) * sector_count;
-    }
+    constexpr std::uint64_t size() const noexcept { return static_cast<std::uint64_t>(sector_size) * sector_count; }
 };
 
 // Operation counters since the object was created (wear and speed reports).

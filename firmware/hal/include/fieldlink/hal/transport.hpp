@@ -9,12 +9,12 @@ namespace fieldlink::hal {
 
 enum class TransportStatus : std::uint8_t {
     Ok = 0,
-    Timeout,         // the deadline passed before the operation could finish
-    Closed,          // the peer closed the connection (or it was never opened)
-    Refused,         // open: the peer actively refused the connection
-    Unreachable,     // open: the address could not be resolved or routed to
-    Error,           // any other failure of the medium; the connection is unusable
-    InvalidArgument, // e.g. a null buffer with a non-zero length
+    Timeout,          // the deadline passed before the operation could finish
+    Closed,           // the peer closed the connection (or it was never opened)
+    Refused,          // open: the peer actively refused the connection
+    Unreachable,      // open: the address could not be resolved or routed to
+    Error,            // any other failure of the medium; the connection is unusable
+    InvalidArgument,  // e.g. a null buffer with a non-zero length
 };
 
 class Transport {

@@ -44,11 +44,11 @@ public:
     virtual StoreStatus trim(std::uint64_t through_seq) = 0;
 
     virtual std::uint64_t incarnation() const = 0;
-    virtual std::uint32_t boot() const = 0;         // boot counter of the running boot
-    virtual std::uint64_t oldest_seq() const = 0;   // lowest held seq; next_seq() when empty
-    virtual std::uint64_t next_seq() const = 0;     // seq the next append gets (first is 1)
-    virtual std::uint64_t held() const = 0;         // readings currently held
-    virtual std::uint64_t dropped() const = 0;      // readings forgotten by the full policy
+    virtual std::uint32_t boot() const = 0;        // boot counter of the running boot
+    virtual std::uint64_t oldest_seq() const = 0;  // lowest held seq; next_seq() when empty
+    virtual std::uint64_t next_seq() const = 0;    // seq the next append gets (first is 1)
+    virtual std::uint64_t held() const = 0;        // readings currently held
+    virtual std::uint64_t dropped() const = 0;     // readings forgotten by the full policy
 
     // Records the wall-clock offset (unix_ms = mono_ms + offset_ms) of the
     // running boot, so that readings of this boot can still carry it after a

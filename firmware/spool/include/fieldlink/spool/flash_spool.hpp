@@ -21,15 +21,15 @@ struct SpoolConfig {
 
 // What mount() found and what the spool looks like now (health reports, tests).
 struct SpoolStats {
-    bool formatted = false;              // the last mount found no log and formatted the flash
+    bool formatted = false;  // the last mount found no log and formatted the flash
     std::uint32_t sector_count = 0;
     std::uint32_t slots_per_sector = 0;  // records per sector
     std::uint32_t live_sectors = 0;      // sectors holding the log (tail .. head)
     std::uint32_t head_sector = 0;       // sector being appended to
     std::uint32_t tail_sector = 0;       // oldest sector of the log
     std::uint32_t head_slots_used = 0;
-    std::uint32_t bad_slots = 0;         // unreadable records skipped by the last mount (torn writes)
-    std::uint64_t durable_floor = 0;     // trimmed-through seq that a reboot would recover
+    std::uint32_t bad_slots = 0;      // unreadable records skipped by the last mount (torn writes)
+    std::uint64_t durable_floor = 0;  // trimmed-through seq that a reboot would recover
 };
 
 class FlashSpool final : public reader::ReadingStore {
@@ -143,21 +143,21 @@ private:
 
     std::uint32_t head_ = 0;
     std::uint32_t tail_ = 0;
-    std::uint32_t live_ = 0;          // sectors from tail to head inclusive
+    std::uint32_t live_ = 0;  // sectors from tail to head inclusive
     std::uint32_t head_sector_seq_ = 0;
     std::uint64_t head_base_seq_ = 0;
     std::uint32_t head_next_slot_ = 0;
-    std::uint32_t clean_free_ = 0;    // free sectors just before the tail known erased in this boot
+    std::uint32_t clean_free_ = 0;  // free sectors just before the tail known erased in this boot
 
-    bool offset_known_ = false;       // the running boot has noted its wall-clock offset
+    bool offset_known_ = false;  // the running boot has noted its wall-clock offset
     std::int64_t offset_ms_ = 0;
-    bool offset_on_flash_ = false;    // ... and that note is on flash
+    bool offset_on_flash_ = false;     // ... and that note is on flash
     bool offset_cache_valid_ = false;  // the last wall_offset() lookup of an earlier boot
     bool offset_cache_known_ = false;
     std::uint32_t offset_cache_boot_ = 0;
     std::int64_t offset_cache_ms_ = 0;
 
-    bool cursor_valid_ = false;       // where the last read() stopped, to resume without a search
+    bool cursor_valid_ = false;  // where the last read() stopped, to resume without a search
     Position cursor_{};
     std::uint32_t cursor_sector_seq_ = 0;
     std::uint64_t cursor_seq_ = 0;

@@ -42,13 +42,13 @@ namespace fieldlink::gateway {
 struct ForwarderSettings {
     std::string db_path = "fieldlink.db";
     int busy_timeout_ms = 5000;
-    std::size_t batch_rows = 1000;                 // rows per chunk at most
-    std::chrono::milliseconds batch_delay{200};    // a partial chunk waits at most this long for more rows
+    std::size_t batch_rows = 1000;               // rows per chunk at most
+    std::chrono::milliseconds batch_delay{200};  // a partial chunk waits at most this long for more rows
     bool fresh_first = true;
-    std::int64_t fresh_first_rows = 10000;         // backlog above this at (re)connect: live data goes first
-    std::uint64_t max_bytes_per_s = 0;             // 0: no cap; else a token bucket of one second
-    std::chrono::milliseconds retry_min{500};      // backoff after a failed connect or chunk, doubling...
-    std::chrono::milliseconds retry_max{30000};    // ...up to this
+    std::int64_t fresh_first_rows = 10000;       // backlog above this at (re)connect: live data goes first
+    std::uint64_t max_bytes_per_s = 0;           // 0: no cap; else a token bucket of one second
+    std::chrono::milliseconds retry_min{500};    // backoff after a failed connect or chunk, doubling...
+    std::chrono::milliseconds retry_max{30000};  // ...up to this
 };
 
 // A snapshot for stats, metrics and tests.
@@ -56,9 +56,9 @@ struct ForwarderStatus {
     std::string upstream;
     bool connected = false;
     ForwardCursor cursor;
-    std::int64_t last_row_id = 0;      // newest stored reading when last looked
-    std::int64_t lag_rows = 0;         // stored readings not yet confirmed
-    std::uint64_t chunks_failed = 0;   // chunks that ended unconfirmed (sent again)
+    std::int64_t last_row_id = 0;     // newest stored reading when last looked
+    std::int64_t lag_rows = 0;        // stored readings not yet confirmed
+    std::uint64_t chunks_failed = 0;  // chunks that ended unconfirmed (sent again)
     std::uint64_t connect_failures = 0;
     std::string last_error;
 };

@@ -37,12 +37,12 @@
 namespace fieldlink::gateway {
 
 struct SaverSettings {
-    std::size_t batch_max_rows = 1000;                 // a transaction closes at this many readings...
-    std::chrono::milliseconds batch_max_delay{20};     // ...or this long after its first message
-    std::size_t queue_capacity = 10000;                // messages between the link and the writer
-    std::chrono::milliseconds retry_min{100};          // backoff after a failed commit, doubling...
-    std::chrono::milliseconds retry_max{5000};         // ...up to this
-    int retries_after_stop = 3;                        // failed commits tolerated while stopping
+    std::size_t batch_max_rows = 1000;              // a transaction closes at this many readings...
+    std::chrono::milliseconds batch_max_delay{20};  // ...or this long after its first message
+    std::size_t queue_capacity = 10000;             // messages between the link and the writer
+    std::chrono::milliseconds retry_min{100};       // backoff after a failed commit, doubling...
+    std::chrono::milliseconds retry_max{5000};      // ...up to this
+    int retries_after_stop = 3;                     // failed commits tolerated while stopping
 
     // Bounds on the writer's per-device state, which is only a cache (least
     // recently used out): watermarks are reloaded from the database, boot
@@ -59,8 +59,8 @@ struct SaverSettings {
     // most about 2 KB at the range cap (20 MB with the defaults: sized for a
     // Raspberry Pi; a device sending far out of order only reloads more often). A commit also
     // holds a copy of the watermark entry of each incarnation it touches.
-    std::size_t max_incarnations = 10000;              // (device, incarnation)s kept in memory, and devices
-    std::size_t max_ranges_per_incarnation = 64;       // stored ranges above the watermark kept per incarnation
+    std::size_t max_incarnations = 10000;         // (device, incarnation)s kept in memory, and devices
+    std::size_t max_ranges_per_incarnation = 64;  // stored ranges above the watermark kept per incarnation
 };
 
 // Sizes of the writer's per-device state after the latest commit.
