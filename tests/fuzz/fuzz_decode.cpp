@@ -22,7 +22,8 @@ void decode_all(const std::uint8_t* data, std::size_t size) {
         static fp::Record records[fp::kMaxRecordsPerBatch];
         for (std::size_t i = 0; i < batch.header.count; ++i) records[i] = batch.record(i);
         std::size_t n = 0;
-        if (fp::encode_batch(batch.header, records, out, sizeof out, &n) != fp::CodecResult::Ok || n != size) __builtin_trap();
+        if (fp::encode_batch(batch.header, records, out, sizeof out, &n) != fp::CodecResult::Ok || n != size)
+            __builtin_trap();
         for (std::size_t i = 0; i < n; ++i) {
             if (out[i] != data[i]) __builtin_trap();
         }
