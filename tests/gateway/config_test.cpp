@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "fieldlink/gateway/app/upstreams.hpp"
 #include "test_support.hpp"
 
 namespace fieldlink::gateway {
@@ -283,6 +284,26 @@ max_bytes_per_s = 10000
     Config read;
     apply_toml(to_toml(config), "printed", read);
     EXPECT_EQ(read, config);
+}
+
+TEST(Config, UpstreamBackoffIsConfigurableAndChecked) {
+    Config config;
+    apply_toml(
+        "[[upstream]]\nname = \"a\"\nkind = \"mqtt\"\nuri = \"tcp://127.0.0.1:1\"\n"
+        "retry_min_ms = 100\nretry_max_ms = 2000\n",
+        "gateway.toml", config);
+    ASSERT_EQ(config.upstreams.size(), 1u);
+    const ForwarderSettings s = forwarder_settings(config, config.upstreams[0]);
+    EXPECT_EQ(s.retry_min, std::chrono::milliseconds(100));
+    EXPECT_EQ(s.retry_max, std::chrono::milliseconds(2000));
+    EXPECT_EQ(check_upstream(config.upstreams[0], "gw"), std::nullopt);
+
+    config.upstreams[0].retry_min_ms = 5000;
+    EXPECT_EQ(check_upstream(config.upstreams[0], "gw").value_or(""),
+              "upstream 'a': retry_min_ms 5000 is above retry_max_ms 2000");
+    EXPECT_NE(config_error("[[upstream]]\nname = \"a\"\nkind = \"mqtt\"\nuri = \"tcp://h:1\"\nretry_min_ms = 0\n")
+                  .find("retry_min_ms"),
+              std::string::npos);
 }
 
 TEST(Config, BadUpstreamsNameTheKeyAndTheUpstream) {

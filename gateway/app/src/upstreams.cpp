@@ -57,12 +57,16 @@ ForwarderSettings forwarder_settings(const Config& config, const UpstreamConfig&
     s.fresh_first = upstream.fresh_first;
     s.fresh_first_rows = upstream.fresh_first_rows;
     s.max_bytes_per_s = static_cast<std::uint64_t>(upstream.max_bytes_per_s);
+    s.retry_min = std::chrono::milliseconds(upstream.retry_min_ms);
+    s.retry_max = std::chrono::milliseconds(upstream.retry_max_ms);
     return s;
 }
 
 std::optional<std::string> check_upstream(const UpstreamConfig& upstream, const std::string& gateway_id) {
     std::optional<std::string> problem;
-    if (upstream.kind == "mqtt") {
+    if (upstream.retry_min_ms > upstream.retry_max_ms) {
+        problem = fmt::format("retry_min_ms {} is above retry_max_ms {}", upstream.retry_min_ms, upstream.retry_max_ms);
+    } else if (upstream.kind == "mqtt") {
         problem = MqttUpstream::validate(mqtt_settings_of(upstream, gateway_id));
     } else if (upstream.kind == "postgres") {
         problem = PostgresUpstream::validate(postgres_settings_of(upstream, gateway_id));

@@ -32,6 +32,8 @@ struct UpstreamConfig {
     bool fresh_first = true;
     std::int64_t fresh_first_rows = 10000;
     std::int64_t max_bytes_per_s = 0;
+    std::int64_t retry_min_ms = 500;    // backoff after a failed connect or chunk, doubling...
+    std::int64_t retry_max_ms = 30000;  // ...up to this
     // kind = "mqtt"
     std::string uri;
     std::string client_id;  // empty: fieldlink-forward-<gateway id>-<name>
