@@ -8,6 +8,17 @@ namespace fieldlink::gateway {
 
 ForwardStore::ForwardStore(const std::string& path, int busy_timeout_ms) : db_(path) {
     db_.exec(fmt::format("PRAGMA busy_timeout = {}", busy_timeout_ms));
+    // A cursor save records what the upstream confirmed, after every chunk. In WAL mode NORMAL
+    // does not fsync it: it survives a crash of the process (the page cache keeps it), but a
+    // power loss may take the last saves back, and those chunks are then sent again (the
+    // receiver drops them by key); nothing is lost. The readings' own commits stay as the
+    // saver's connection sets them. FULL here held the forwarder to one chunk per fsync
+    // (docs/benchmarks.md). Outside WAL, NORMAL could corrupt the file on power loss: kept FULL.
+    {
+        sqlite::Statement mode = db_.prepare("PRAGMA journal_mode");
+        mode.step();
+        if (mode.column_text(0) == "wal") db_.exec("PRAGMA synchronous = NORMAL");
+    }
     load_cursor_ = db_.prepare(
         "SELECT next_id, live_from_id, live_next_id, forwarded_rows, forwarded_batches, bytes_sent"
         " FROM forward_cursors WHERE upstream = ?1");

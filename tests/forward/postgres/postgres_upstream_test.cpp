@@ -16,11 +16,13 @@
 #include <bit>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstdio>
 #include <fstream>
 #include <limits>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -83,16 +85,26 @@ std::vector<ForwardRow> make_rows(const std::string& device, std::uint64_t incar
     return rows;
 }
 
-// Sends and returns the result, checking that done ran exactly once, inside send().
+// Sends and returns the result once done ran (inside send() with window 1, on the sender
+// thread otherwise), checking that it ran exactly once.
 ChunkResult send_one(Upstream& upstream, std::vector<ForwardRow> rows, std::uint64_t sequence = 1) {
-    int calls = 0;
-    ChunkResult result;
-    upstream.send(Chunk{sequence, std::move(rows)}, [&](ChunkResult r) {
-        ++calls;
-        result = std::move(r);
+    struct Shared {
+        std::mutex mutex;
+        std::condition_variable cv;
+        int calls = 0;
+        ChunkResult result;
+    };
+    const auto shared = std::make_shared<Shared>();
+    upstream.send(Chunk{sequence, std::move(rows)}, [shared](ChunkResult r) {
+        std::lock_guard lock(shared->mutex);
+        ++shared->calls;
+        shared->result = std::move(r);
+        shared->cv.notify_all();
     });
-    EXPECT_EQ(calls, 1) << "done must run exactly once";
-    return result;
+    std::unique_lock lock(shared->mutex);
+    EXPECT_TRUE(shared->cv.wait_for(lock, kWaitLimit, [&] { return shared->calls > 0; })) << "done never ran";
+    EXPECT_EQ(shared->calls, 1) << "done must run exactly once";
+    return shared->result;
 }
 
 using Key = std::tuple<std::string, std::string, std::uint64_t, std::uint64_t>;  // gateway, device, inc, seq
@@ -427,6 +439,70 @@ bool waiting_for_lock(PgClient& admin, const std::string& application_name) {
                        "' AND wait_event_type = 'Lock'") == "1";
 }
 
+// Window 8 (the default): send() queues and returns; the sender thread runs the chunks in
+// order on the one connection (chunks queued together may share a transaction). close() ends the running chunk and the queued one, and returns
+// only after both `done`s did.
+TEST_F(PostgresUpstreamTest, WindowRunsInOrderAndCloseEndsQueuedChunks) {
+    auto s = settings("window_queue");
+    s.conninfo += " application_name=window_queue";
+    PostgresUpstream upstream(s);
+    EXPECT_EQ(upstream.window(), 8u);
+    upstream.connect();
+    std::mutex mutex;
+    std::vector<std::pair<std::uint64_t, ChunkResult>> done;
+    const auto record = [&](std::uint64_t sequence) {
+        return [&mutex, &done, sequence](ChunkResult r) {
+            std::lock_guard lock(mutex);
+            done.emplace_back(sequence, std::move(r));
+        };
+    };
+    const auto finished = [&] {
+        std::lock_guard lock(mutex);
+        return done.size();
+    };
+    const auto a = make_rows("dev-a", 1, 1, 300);
+    const auto b = make_rows("dev-b", 1, 1, 300);
+    upstream.send(Chunk{1, a}, record(1));
+    upstream.send(Chunk{2, b}, record(2));
+    ASSERT_TRUE(eventually([&] { return finished() == 2; }));
+    EXPECT_EQ(done[0].first, 1u);
+    EXPECT_TRUE(done[0].second.confirmed) << done[0].second.error;
+    EXPECT_EQ(done[1].first, 2u);
+    EXPECT_TRUE(done[1].second.confirmed) << done[1].second.error;
+    done.clear();
+
+    // A resent chunk queued with a fresh one: alone or sharing a transaction, each key once.
+    const auto e = make_rows("dev-e", 1, 1, 300);
+    upstream.send(Chunk{3, a}, record(3));
+    upstream.send(Chunk{4, e}, record(4));
+    ASSERT_TRUE(eventually([&] { return finished() == 2; }));
+    EXPECT_TRUE(done[0].second.confirmed) << done[0].second.error;
+    EXPECT_TRUE(done[1].second.confirmed) << done[1].second.error;
+    EXPECT_EQ(upstream.total_duplicates(), a.size());
+    done.clear();
+
+    const auto c = make_rows("dev-c", 1, 1, 300);
+    const auto d = make_rows("dev-d", 1, 1, 300);
+    {
+        TableLock lock(server_->conninfo(), "window_queue");
+        upstream.send(Chunk{5, c}, record(5));
+        upstream.send(Chunk{6, d}, record(6));
+        ASSERT_TRUE(eventually([&] { return waiting_for_lock(*admin_, "window_queue"); }));
+        upstream.close();
+        EXPECT_EQ(finished(), 2u);  // both ended before close() returned
+        for (const auto& [sequence, result] : done) EXPECT_FALSE(result.confirmed) << "chunk " << sequence;
+        EXPECT_FALSE(upstream.connected());
+        lock.release();
+    }
+    // Resent after connect(): every key once, whatever the abandoned transaction did.
+    upstream.connect();
+    ASSERT_TRUE(send_one(upstream, c).confirmed);
+    ASSERT_TRUE(send_one(upstream, d).confirmed);
+    const auto stored = read_table(*admin_, "window_queue");
+    EXPECT_EQ(stored.size(), a.size() + b.size() + c.size() + d.size() + e.size());
+    for (const auto* rows : {&a, &b, &c, &d, &e}) expect_stored(stored, "gw-1", *rows);
+}
+
 TEST_F(PostgresUpstreamTest, StatementTimeoutFailsTheChunkThenResendWorks) {
     auto s = settings("fault_timeout");
     s.statement_timeout_ms = 300;
@@ -562,6 +638,7 @@ TEST_F(PostgresUpstreamKillTest, MidChunkFailsOnceThenReconnectAndResend) {
     server_->kill();
     sender.join();
     lock.reset();
+    EXPECT_TRUE(eventually([&] { return calls > 0; }));  // on the sender thread (window > 1)
     EXPECT_EQ(calls, 1);
     EXPECT_FALSE(failed.confirmed);
     EXPECT_NE(failed.error, "");
@@ -644,6 +721,34 @@ TEST_F(PostgresUpstreamTest, PasswordFileAndLeastPrivilegeRoleWork) {
         EXPECT_FALSE(error.retryable()) << error.what();
         EXPECT_NE(std::string(error.what()).find("42501"), std::string::npos) << error.what();
     }
+}
+
+// Row-level security: PostgreSQL refuses COPY FROM into the table (SQLSTATE 0A000) but not
+// INSERT. The chunk that meets it and every later one go through the staging table; none fails.
+TEST_F(PostgresUpstreamTest, TableWithRowLevelSecurityTakesEveryChunk) {
+    PostgresUpstream(settings("rls_rows")).connect();
+    admin_->query("ALTER TABLE rls_rows ENABLE ROW LEVEL SECURITY");
+    admin_->query("CREATE POLICY everything ON rls_rows USING (true) WITH CHECK (true)");
+    admin_->query(std::string("GRANT SELECT ON fieldlink_schema TO ") + test::kPasswordUser);
+    admin_->query(std::string("GRANT INSERT, SELECT ON rls_rows TO ") + test::kPasswordUser);
+    const std::string passfile = server_->dir() + "/pgpass-rls";
+    std::ofstream(passfile) << "127.0.0.1:" << server_->port() << ":" << test::kPgDatabase << ":" << test::kPasswordUser
+                            << ":" << test::kPassword << "\n";
+    ::chmod(passfile.c_str(), 0600);
+
+    auto s = settings("rls_rows");
+    s.conninfo = server_->conninfo(test::kPgDatabase, test::kPasswordUser) + " passfile=" + passfile;
+    PostgresUpstream upstream(s);
+    upstream.connect();
+    for (std::uint64_t c = 0; c < 3; ++c) {
+        const ChunkResult result = send_one(upstream, make_rows("dev-a", 1, c * 100 + 1, 100));
+        ASSERT_TRUE(result.confirmed) << "chunk " << c << ": " << result.error;
+        // The first after connect() goes through the staging table anyway; the second tries
+        // COPY, is refused and goes again; the third goes through the staging table at once.
+        EXPECT_EQ(result.batches, c == 1 ? 2u : 1u) << "chunk " << c;
+    }
+    EXPECT_EQ(upstream.total_duplicates(), 0u);
+    EXPECT_EQ(admin_->value("SELECT count(*) FROM rls_rows"), "300");
 }
 
 TEST_F(PostgresUpstreamTest, MissingDatabaseIsNotRetryable) {

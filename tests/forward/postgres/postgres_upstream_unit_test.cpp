@@ -32,6 +32,7 @@ TEST(PostgresUpstreamSettingsTest, DefaultsAreDocumentedValues) {
     EXPECT_EQ(settings.table, "fieldlink_readings");
     EXPECT_EQ(settings.connect_timeout_s, 10);
     EXPECT_EQ(settings.statement_timeout_ms, 30000);
+    EXPECT_EQ(settings.window, 8u);
     EXPECT_EQ(PostgresUpstream::validate(good_settings()), std::nullopt);
 }
 
@@ -91,6 +92,11 @@ TEST(PostgresUpstreamSettingsTest, RejectsOtherBadFields) {
     settings = good_settings();
     settings.connect_timeout_s = 0;
     EXPECT_TRUE(PostgresUpstream::validate(settings).has_value());
+    for (std::size_t window : {0, 17}) {
+        settings = good_settings();
+        settings.window = window;
+        EXPECT_TRUE(PostgresUpstream::validate(settings).has_value()) << window;
+    }
     settings = good_settings();
     settings.statement_timeout_ms = -1;
     EXPECT_TRUE(PostgresUpstream::validate(settings).has_value());
@@ -113,7 +119,7 @@ TEST(PostgresUpstreamSettingsTest, ConstructorThrowsValidatesText) {
 TEST(PostgresUpstreamBeforeConnect, SendFailsOnceAndCloseIsIdempotent) {
     PostgresUpstream upstream(good_settings());
     EXPECT_EQ(upstream.name(), "central");
-    EXPECT_EQ(upstream.window(), 1u);
+    EXPECT_EQ(upstream.window(), 8u);  // the default; not connected: done still runs inside send()
     EXPECT_FALSE(upstream.connected());
     int calls = 0;
     ChunkResult result;

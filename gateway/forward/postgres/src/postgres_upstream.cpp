@@ -16,6 +16,7 @@
 #include <stdexcept>
 #include <string_view>
 #include <system_error>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -38,6 +39,8 @@ constexpr std::string_view kStaging = "pg_temp.fieldlink_staging";
 constexpr std::string_view kStagingColumns =
     "device, incarnation, seq, boot, channel, mono_ms, unix_ms, value, received_unix_ms";
 constexpr std::uint16_t kStagingFieldCount = 9;
+constexpr std::uint16_t kDirectFieldCount = 10;  // gateway first, then the staging columns
+constexpr std::string_view kUniqueViolation = "23505";
 
 enum class FailureKind {
     Sql,          // the server refused a statement; the connection may still be good
@@ -106,7 +109,15 @@ bool retryable_sqlstate(std::string_view sqlstate) {
     return !(cls == "28" || cls == "3D" || cls == "3F" || cls == "42");
 }
 
-std::string quote_identifier(std::string_view name) { return "\"" + std::string(name) + "\""; }
+std::string quote_identifier(std::string_view name) {
+    // Appended rather than "\"" + name + "\"": GCC 12 at -O3 warns (-Wrestrict) about the latter.
+    std::string quoted;
+    quoted.reserve(name.size() + 2);
+    quoted += '"';
+    quoted += name;
+    quoted += '"';
+    return quoted;
+}
 
 bool is_plain_identifier(std::string_view name) {
     if (name.empty() || name.size() > 63) return false;
@@ -351,6 +362,9 @@ std::optional<std::string> PostgresUpstream::validate(const PostgresUpstreamSett
     if (settings.statement_timeout_ms < 0 || settings.statement_timeout_ms > 86'400'000) {
         return "statement_timeout_ms " + std::to_string(settings.statement_timeout_ms) + " is not within 0..86400000";
     }
+    if (settings.window < 1 || settings.window > 16) {
+        return "window " + std::to_string(settings.window) + " is not within 1..16";
+    }
     if (settings.conninfo.empty()) return "conninfo is empty";
     char* error = nullptr;
     PQconninfoOption* options = PQconninfoParse(settings.conninfo.c_str(), &error);
@@ -372,32 +386,118 @@ PostgresUpstream::PostgresUpstream(PostgresUpstreamSettings settings) : settings
     table_sql_ = prefix + quote_identifier(table);
     schema_sql_ = prefix + quote_identifier("fieldlink_schema");
     // The gateway id is validated to [A-Za-z0-9_-]: safe inside a literal as it is.
+    direct_sql_ = "BEGIN ISOLATION LEVEL READ COMMITTED; COPY " + table_sql_ + " (gateway, " +
+                  std::string(kStagingColumns) + ") FROM STDIN (FORMAT binary); COMMIT";
     chunk_sql_ = "BEGIN ISOLATION LEVEL READ COMMITTED; COPY " + std::string(kStaging) + " (" +
                  std::string(kStagingColumns) + ") FROM STDIN (FORMAT binary); INSERT INTO " + table_sql_ +
                  " (gateway, " + std::string(kStagingColumns) + ") SELECT '" + settings_.gateway_id + "', " +
                  std::string(kStagingColumns) + " FROM " + std::string(kStaging) +
-                 " ORDER BY device, incarnation, seq ON CONFLICT (gateway, device, incarnation, seq) DO NOTHING;"
+                 " ORDER BY device COLLATE \"C\", incarnation, seq"
+                 " ON CONFLICT (gateway, device, incarnation, seq) DO NOTHING;"
                  " COMMIT";
     wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
+    if (settings_.window > 1) sender_ = std::thread([this] { run_sender(); });
 }
 
 PostgresUpstream::~PostgresUpstream() {
     close();
+    if (sender_.joinable()) {
+        {
+            std::lock_guard lock(queue_mutex_);
+            stopping_ = true;
+        }
+        queue_cv_.notify_all();
+        sender_.join();
+    }
     ::close(wake_fd_);
 }
 
 void PostgresUpstream::close() noexcept {
     const std::uint64_t one = 1;
     [[maybe_unused]] const auto written = ::write(wake_fd_, &one, sizeof(one));
-    std::lock_guard lock(mutex_);
-    session_.reset();
-    connected_ = false;
-    std::uint64_t drained = 0;
-    [[maybe_unused]] const auto read = ::read(wake_fd_, &drained, sizeof(drained));
+    drop_queued("the upstream was closed");
+    {
+        std::lock_guard lock(mutex_);
+        session_.reset();
+        connected_ = false;
+        std::uint64_t drained = 0;
+        [[maybe_unused]] const auto read = ::read(wake_fd_, &drained, sizeof(drained));
+    }
+    drop_queued("the upstream was closed");  // what was queued meanwhile
+}
+
+void PostgresUpstream::drop_queued(const std::string& why) noexcept {
+    if (!sender_.joinable()) return;
+    std::deque<Queued> dropped;
+    std::unique_lock lock(queue_mutex_);
+    dropped.swap(queue_);
+    lock.unlock();
+    for (Queued& queued : dropped) {
+        ChunkResult result;
+        result.error = why;
+        try {
+            queued.done(std::move(result));
+        } catch (...) {
+            // `done` must not throw; nothing else is ours to do about it.
+        }
+    }
+    if (std::this_thread::get_id() == sender_.get_id()) return;
+    lock.lock();
+    queue_cv_.wait(lock, [this] { return !sending_; });
+}
+
+void PostgresUpstream::run_sender() {
+    std::unique_lock lock(queue_mutex_);
+    for (;;) {
+        queue_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // stopping, and nothing left
+        // Every chunk that queued up while the last transaction ran goes in the next one.
+        std::vector<Queued> group;
+        while (!queue_.empty()) {
+            group.push_back(std::move(queue_.front()));
+            queue_.pop_front();
+        }
+        sending_ = true;
+        lock.unlock();
+        Chunk merged;
+        std::size_t rows = 0;
+        for (const Queued& queued : group) rows += queued.chunk.rows.size();
+        if (group.size() > 1) {
+            merged.sequence = group.front().chunk.sequence;
+            merged.rows.reserve(rows);
+            for (const Queued& queued : group) {
+                merged.rows.insert(merged.rows.end(), queued.chunk.rows.begin(), queued.chunk.rows.end());
+            }
+        }
+        ChunkResult result;
+        {
+            std::lock_guard session_lock(mutex_);
+            result = send_locked(group.size() > 1 ? merged : group.front().chunk);
+        }
+        // Each chunk gets the outcome; bytes in proportion to its rows, the transactions to the first.
+        std::uint64_t bytes_left = result.bytes_sent;
+        for (std::size_t i = 0; i < group.size(); ++i) {
+            ChunkResult own = result;
+            own.batches = i == 0 ? result.batches : 0;
+            own.bytes_sent =
+                i + 1 == group.size() || rows == 0 ? bytes_left : result.bytes_sent * group[i].chunk.rows.size() / rows;
+            bytes_left -= own.bytes_sent;
+            try {
+                group[i].done(std::move(own));
+            } catch (...) {
+                // `done` must not throw; nothing else is ours to do about it.
+            }
+        }
+        group.clear();  // whatever the `done`s captured goes before the chunks count as finished
+        lock.lock();
+        sending_ = false;
+        queue_cv_.notify_all();
+    }
 }
 
 void PostgresUpstream::connect() {
+    drop_queued("the connection was replaced by a new connect()");
     std::lock_guard lock(mutex_);
     connected_ = false;
     session_.reset();
@@ -469,6 +569,8 @@ void PostgresUpstream::connect() {
     session->limit(Clock::time_point::max(),
                    settings_.statement_timeout_ms > 0 ? settings_.statement_timeout_ms + kGraceMs : -1);
     session_ = std::move(session);
+    careful_ = true;  // the first chunk may be a resend of one that committed unseen
+    direct_refused_ = false;
     connected_ = true;
 }
 
@@ -546,6 +648,15 @@ void PostgresUpstream::migrate(Session& session) {
 }
 
 void PostgresUpstream::send(Chunk chunk, Done done) {
+    if (!done) done = [](ChunkResult) {};
+    if (settings_.window > 1 && connected_) {
+        {
+            std::lock_guard lock(queue_mutex_);
+            queue_.push_back({std::move(chunk), std::move(done)});
+        }
+        queue_cv_.notify_all();
+        return;
+    }
     ChunkResult result;
     {
         std::lock_guard lock(mutex_);
@@ -553,6 +664,27 @@ void PostgresUpstream::send(Chunk chunk, Done done) {
     }
     done(std::move(result));
 }
+
+namespace {
+
+// One row's fields after the leading gateway column (the staging table's columns).
+void add_row_fields(CopyBinaryWriter& copy, const ForwardRow& row) {
+    copy.add_text(row.device);
+    copy.add_int64(std::bit_cast<std::int64_t>(row.incarnation));
+    copy.add_int64(std::bit_cast<std::int64_t>(row.seq));
+    copy.add_int64(static_cast<std::int64_t>(row.boot));
+    copy.add_int16(static_cast<std::int16_t>(row.channel));
+    copy.add_int64(std::bit_cast<std::int64_t>(row.mono_ms));
+    if (row.unix_ms) {
+        copy.add_int64(*row.unix_ms);
+    } else {
+        copy.add_null();
+    }
+    copy.add_float8(row.value);
+    copy.add_int64(row.received_unix_ms);
+}
+
+}  // namespace
 
 ChunkResult PostgresUpstream::send_locked(const Chunk& chunk) {
     ChunkResult result;
@@ -565,29 +697,101 @@ ChunkResult PostgresUpstream::send_locked(const Chunk& chunk) {
         result.error = "not connected";
         return result;
     }
+    Session& session = *session_;
+    // The chunk failed: rolled back when the connection still allows it, else dropped.
+    const auto fail = [&](const PgFailure& failure) {
+        result.confirmed = false;
+        result.error = failure.what();
+        if (failure.kind() == FailureKind::Timeout) {
+            result.error += " (nothing for " + std::to_string(settings_.statement_timeout_ms + kGraceMs) + " ms)";
+        }
+        connected_ = false;
+        bool keep = false;
+        if ((failure.kind() == FailureKind::Sql || failure.kind() == FailureKind::Connection) && session.healthy()) {
+            try {
+                session.limit(Clock::now() + milliseconds(kRollbackLimitMs), -1);
+                session.settle();
+                keep = session.healthy() && PQtransactionStatus(session.conn()) == PQTRANS_IDLE;
+            } catch (const PgFailure&) {
+                keep = false;
+            }
+        }
+        if (!keep) session_.reset();  // connect() opens a fresh connection either way
+        return result;
+    };
+
+    if (!careful_ && !direct_refused_) {
+        // Fast path: the rows straight into the table, in key order (the lock order of the
+        // INSERT below, so that two writers of one gateway id wait rather than deadlock).
+        std::vector<const ForwardRow*> order;
+        order.reserve(chunk.rows.size());
+        for (const ForwardRow& row : chunk.rows) order.push_back(&row);
+        std::sort(order.begin(), order.end(), [](const ForwardRow* a, const ForwardRow* b) {
+            const auto key = [](const ForwardRow* r) {
+                return std::tuple(std::string_view(r->device), std::bit_cast<std::int64_t>(r->incarnation),
+                                  std::bit_cast<std::int64_t>(r->seq));
+            };
+            return key(a) < key(b);
+        });
+        CopyBinaryWriter copy;
+        for (const ForwardRow* row : order) {
+            copy.begin_row(kDirectFieldCount);
+            copy.add_text(settings_.gateway_id);
+            add_row_fields(copy, *row);
+        }
+        const std::string data = copy.finish();
+        result.bytes_sent += data.size();
+        result.batches += 1;
+        try {
+            session.send_query(direct_sql_);
+            session.expect(PGRES_COMMAND_OK, "BEGIN");
+            session.expect(PGRES_COPY_IN, "COPY");
+            session.put_copy(data);
+            session.end_copy(nullptr);
+            Result copied = session.expect(PGRES_COMMAND_OK, "COPY");
+            if (parse_count(PQcmdTuples(copied.get())) != chunk.rows.size()) {
+                throw PgFailure(FailureKind::Connection, std::string("COPY took ") + PQcmdTuples(copied.get()) +
+                                                             " rows of " + std::to_string(chunk.rows.size()));
+            }
+            Result committed = session.expect(PGRES_COMMAND_OK, "COMMIT");
+            if (std::string_view(PQcmdStatus(committed.get())) != "COMMIT") {
+                throw PgFailure(FailureKind::Sql, std::string("COMMIT ended as ") + PQcmdStatus(committed.get()));
+            }
+            session.expect_end("COMMIT");
+            last_duplicates_ = 0;
+            result.confirmed = true;
+            return result;
+        } catch (const PgFailure& failure) {
+            // A key already in the table (or twice in the chunk): nothing of this transaction
+            // stays; the chunk goes again through the staging table and ON CONFLICT DO NOTHING.
+            // So it does when the table takes INSERT but not COPY (class 0A: row-level security;
+            // 42: a view with an INSERT rule), and then every chunk does on this connection.
+            const std::string& state = failure.sqlstate();
+            const bool refused =
+                failure.kind() == FailureKind::Sql && (state.starts_with("0A") || state.starts_with("42"));
+            bool retry = refused || (failure.kind() == FailureKind::Sql && state == kUniqueViolation);
+            if (retry) {
+                try {
+                    session.settle();
+                    retry = session.healthy() && PQtransactionStatus(session.conn()) == PQTRANS_IDLE;
+                } catch (const PgFailure&) {
+                    retry = false;
+                }
+            }
+            if (!retry) return fail(failure);
+            if (refused) direct_refused_ = true;
+        }
+    }
 
     CopyBinaryWriter copy;
     for (const ForwardRow& row : chunk.rows) {
         copy.begin_row(kStagingFieldCount);
-        copy.add_text(row.device);
-        copy.add_int64(std::bit_cast<std::int64_t>(row.incarnation));
-        copy.add_int64(std::bit_cast<std::int64_t>(row.seq));
-        copy.add_int64(static_cast<std::int64_t>(row.boot));
-        copy.add_int16(static_cast<std::int16_t>(row.channel));
-        copy.add_int64(std::bit_cast<std::int64_t>(row.mono_ms));
-        if (row.unix_ms) {
-            copy.add_int64(*row.unix_ms);
-        } else {
-            copy.add_null();
-        }
-        copy.add_float8(row.value);
-        copy.add_int64(row.received_unix_ms);
+        add_row_fields(copy, row);
     }
     const std::string data = copy.finish();
-    result.bytes_sent = data.size();
-    result.batches = 1;
+    result.bytes_sent += data.size();
+    result.batches += 1;
 
-    Session& session = *session_;
     try {
         session.send_query(chunk_sql_);
         session.expect(PGRES_COMMAND_OK, "BEGIN");
@@ -610,26 +814,13 @@ ChunkResult PostgresUpstream::send_locked(const Chunk& chunk) {
         const std::uint64_t duplicates = chunk.rows.size() - std::min<std::uint64_t>(fresh, chunk.rows.size());
         last_duplicates_ = duplicates;
         total_duplicates_ += duplicates;
+        // Resent rows come in runs (a chunk committed unseen, a second writer): stay on this
+        // path until a chunk had none.
+        careful_ = duplicates > 0;
         result.confirmed = true;
         return result;
     } catch (const PgFailure& failure) {
-        result.error = failure.what();
-        if (failure.kind() == FailureKind::Timeout) {
-            result.error += " (nothing for " + std::to_string(settings_.statement_timeout_ms + kGraceMs) + " ms)";
-        }
-        connected_ = false;
-        bool keep = false;
-        if ((failure.kind() == FailureKind::Sql || failure.kind() == FailureKind::Connection) && session.healthy()) {
-            try {
-                session.limit(Clock::now() + milliseconds(kRollbackLimitMs), -1);
-                session.settle();
-                keep = session.healthy() && PQtransactionStatus(session.conn()) == PQTRANS_IDLE;
-            } catch (const PgFailure&) {
-                keep = false;
-            }
-        }
-        if (!keep) session_.reset();  // connect() opens a fresh connection either way
-        return result;
+        return fail(failure);
     }
 }
 

@@ -2,24 +2,39 @@
 // a central PostgreSQL database (DESIGN §9: PostgreSQL, with replicas, Citus or
 // TimescaleDB, as the one central database). Exactly once from the sensor to
 // that table: every row carries the key (gateway, device, incarnation, seq),
-// which is the table's primary key and globally unique; rows go in with
+// which is the table's primary key and globally unique; rows go in with a
+// plain COPY that fails as a whole on a key already stored, and then with
 // INSERT ... ON CONFLICT DO NOTHING, so a resent chunk changes nothing; and a
 // chunk is confirmed (the forwarder's cursor advances) only after its COMMIT
 // returned.
 //
-// One chunk is one transaction, in one round trip after the COPY starts:
+// A transaction carries one chunk (or the chunks queued together, see Threads below), in one
+// round trip after the COPY starts. Normally the rows go straight into the table, sorted by
+// key (the INSERT's lock order, below):
+//
+//   BEGIN ISOLATION LEVEL READ COMMITTED;
+//   COPY <table> (gateway, device, ...) FROM STDIN (FORMAT binary);  -- the chunk's rows
+//   COMMIT;
+//
+// A key that is already there (a resent chunk) fails that COPY with SQLSTATE 23505 and nothing
+// of it stays; the chunk then goes again through the staging table, as does every chunk until
+// one had no duplicate (and the first after connect(), which may resend one that committed
+// unseen). A table that takes INSERT but refuses COPY (SQLSTATE class 0A, e.g. row-level
+// security, or 42) gets every chunk of the connection this way:
 //
 //   BEGIN ISOLATION LEVEL READ COMMITTED;
 //   COPY fieldlink_staging (...) FROM STDIN (FORMAT binary);     -- the chunk's rows
 //   INSERT INTO <table> (gateway, ...) SELECT '<gateway_id>', ... FROM fieldlink_staging
-//     ORDER BY device, incarnation, seq ON CONFLICT (gateway, device, incarnation, seq) DO NOTHING;
+//     ORDER BY device COLLATE "C", incarnation, seq ON CONFLICT (gateway, device, incarnation, seq) DO NOTHING;
 //   COMMIT;
 //
 // fieldlink_staging is a temporary table (ON COMMIT DELETE ROWS) created once
 // per connection. It has the columns the gateway sends, without `gateway`
 // (one literal per chunk) and `stored_at` (the target table's default), so
-// columns a DBA adds to the table (with defaults) do not disturb it. The INSERT
-// goes in key order so that two sessions inserting overlapping keys (two
+// columns a DBA adds to the table (with defaults) do not disturb it. Either way
+// the table ends up with each key once: the plain COPY inserts every row or none.
+// Both paths take the keys in bytewise order (the client sorts the COPY, the
+// INSERT sorts COLLATE "C"), so that two sessions inserting overlapping keys (two
 // upstreams with one gateway id) wait for each other instead of deadlocking.
 // READ COMMITTED is explicit: under REPEATABLE READ or SERIALIZABLE (if a DBA
 // made one the default) ON CONFLICT against a concurrently committed key would
@@ -77,18 +92,29 @@
 // host:port:database:user:password). Prefer the file: the conninfo is part of
 // the gateway's configuration. Error texts never contain the conninfo.
 //
-// Threads: connect() and send() run on the forwarder's thread; close() may be
-// called from any thread and ends a blocked connect() or send() promptly (their
-// waits poll an eventfd beside the socket). send() calls `done` on the calling
-// thread, after releasing its lock.
+// Threads: connect(), send() and close() run on the forwarder's thread; close() may also be
+// called from any other thread and ends a blocked connect() or chunk promptly (their waits
+// poll an eventfd beside the socket). With window 1, send() runs the chunk and calls `done` on
+// the calling thread after releasing its lock. With a larger window (the default, 8) send()
+// queues the chunk and returns; the upstream's sender thread runs the queue on the one
+// connection, one transaction at a time (so they commit in order), and calls the `done`s,
+// while the forwarder reads the next chunks and saves its cursor. The chunks that queued up
+// while a transaction ran go together in the next one (one COPY, one COMMIT; each chunk is
+// confirmed after that COMMIT, or fails with it): under a backlog the transactions grow to
+// about window - 1 chunks, and a COMMIT's fixed cost (its WAL flush, the round trips) is paid
+// once for all of them. close() and connect() end queued chunks unconfirmed and return once
+// every `done` has returned.
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "fieldlink/gateway/forward/upstream.hpp"
 
@@ -116,7 +142,11 @@ struct PostgresUpstreamSettings {
     // gives up on a chunk when the server sends nothing for statement_timeout_ms + 5000 ms
     // (0: waits as long as the connection lives).
     int statement_timeout_ms = 30000;
-    // The window is fixed at 1: send() is synchronous.
+    // Chunks outstanding at once, 1..16. 1: send() is synchronous, one transaction per chunk.
+    // 2 or more: queued for the sender thread, so that the forwarder's own work (reading the
+    // next chunks, saving the cursor) overlaps the running transaction, and the chunks queued
+    // meanwhile share the next transaction (see Threads above).
+    std::size_t window = 8;
 };
 
 class PostgresUpstream final : public Upstream {
@@ -144,13 +174,16 @@ public:
     // (3F000), a missing permission (42501), and a schema version newer than kSchemaVersion.
     void connect() override;
     bool connected() const override { return connected_.load(); }
-    // Sends the chunk as one transaction and calls done exactly once, before returning:
-    // confirmed after COMMIT returned (bytes_sent = COPY data bytes, batches = 1), otherwise
+    // Sends the chunk as one transaction and calls done exactly once (window 1: before returning;
+    // otherwise on the sender thread, or at once when not connected):
+    // confirmed after COMMIT returned (bytes_sent = COPY data bytes, batches = transactions:
+    // 1, or 2 when the direct COPY met a key already stored; chunks that shared a transaction
+    // share the bytes by rows, and the first counts its transactions), otherwise
     // the SQLSTATE and message (or the connection's failure) in `error`, the transaction
     // rolled back when the connection still allows it, and connected() false until
     // connect() succeeds. An empty chunk is confirmed without a statement.
     void send(Chunk chunk, Done done) override;
-    std::size_t window() const override { return 1; }
+    std::size_t window() const override { return settings_.window; }
     void close() noexcept override;
 
     // Rows of the last confirmed chunk that were already in the table (resent duplicates):
@@ -164,20 +197,40 @@ public:
 private:
     class Session;
 
+    struct Queued {
+        Chunk chunk;
+        Done done;
+    };
+
     ChunkResult send_locked(const Chunk& chunk);
+    void run_sender();
+    // Ends every queued chunk unconfirmed with `why`, then waits for the sender thread's
+    // current `done` to return (unless called on that thread).
+    void drop_queued(const std::string& why) noexcept;
     void set_up(Session& session);
     void migrate(Session& session);
 
     const PostgresUpstreamSettings settings_;
     std::string table_sql_;   // quoted, e.g. "central"."readings"
     std::string schema_sql_;  // quoted fieldlink_schema in the same schema
-    std::string chunk_sql_;   // the four statements of a chunk
+    std::string direct_sql_;  // a chunk's fast path: BEGIN; COPY into the table; COMMIT
+    std::string chunk_sql_;   // the four statements of a chunk through the staging table
     int wake_fd_ = -1;        // eventfd: close() interrupts a wait
     std::mutex mutex_;        // guards session_ (held through connect() and send())
     std::unique_ptr<Session> session_;
+    bool careful_ = true;          // under mutex_: the next chunk goes through the staging table
+    bool direct_refused_ = false;  // under mutex_: the table refused COPY on this connection
     std::atomic<bool> connected_{false};
     std::atomic<std::uint64_t> last_duplicates_{0};
     std::atomic<std::uint64_t> total_duplicates_{0};
+
+    // The sender thread (window > 1).
+    std::mutex queue_mutex_;  // guards queue_, sending_, stopping_; never held while calling libpq or `done`
+    std::condition_variable queue_cv_;
+    std::deque<Queued> queue_;
+    bool sending_ = false;  // the sender thread is running a chunk or its `done`
+    bool stopping_ = false;
+    std::thread sender_;
 };
 
 }  // namespace fieldlink::gateway
