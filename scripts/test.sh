@@ -3,12 +3,19 @@
 # errors, runs every test, then builds again under AddressSanitizer and
 # UndefinedBehaviorSanitizer and runs the unit and integration tests there.
 # First it checks that the C++ sources are formatted (scripts/check-format.sh).
+# Then the Raspberry Pi builds (arm64, armhf; scripts/setup-cross.sh installs their
+# compilers, qemu-user and libraries): cross-compiled while the native tests run,
+# then their unit tests, the programs' ELF check and an end-to-end run under qemu-user.
 #   scripts/test.sh            everything (what CI runs)
 #   scripts/test.sh -L unit    only tests with that label (passed to ctest)
+#   FIELDLINK_CROSS="arm64"    only these Pi builds ("" for none; default "arm64 armhf")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+cross=${FIELDLINK_CROSS-arm64 armhf}
 scripts/setup.sh
+# shellcheck disable=SC2086  # one word per architecture
+[ -z "$cross" ] || scripts/setup-cross.sh $cross
 scripts/check-format.sh
 
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -22,12 +29,41 @@ run_build() {  # name, extra cmake args...
   cmake --build "$dir" -j "$jobs"
 }
 
+toolchain_of() {
+  case "$1" in arm64) echo "$PWD/toolchains/aarch64-linux-gnu.cmake" ;; armhf) echo "$PWD/toolchains/arm-linux-gnueabihf.cmake" ;; esac
+}
+
 mkdir -p build
 # The benchmark programs are built (not run) so that CI keeps them compiling.
 run_build ci -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFIELDLINK_BUILD_BENCH=ON
+
+# The Pi builds compile at low priority while the native tests (mostly waiting on
+# processes and sockets) run.
+cross_pid=""
+if [ -n "$cross" ]; then
+  (
+    for arch in $cross; do
+      nice -n 15 bash -c "$(declare -f run_build); jobs=$jobs; run_build pi-$arch \
+        -DCMAKE_TOOLCHAIN_FILE=$(toolchain_of "$arch") -DCMAKE_BUILD_TYPE=RelWithDebInfo" || exit 1
+    done
+  ) >build/pi.build.log 2>&1 &
+  cross_pid=$!
+  trap 'kill "$cross_pid" 2>/dev/null || true' EXIT
+fi
+
 echo "== test build/ci"
 ctest --test-dir build/ci --output-on-failure -j "$jobs" "$@"
+
+if [ -n "$cross_pid" ]; then
+  echo "== waiting for the Pi builds ($cross)"
+  wait "$cross_pid" || { tail -n 100 build/pi.build.log; echo "the Pi builds failed (build/pi.build.log)"; exit 1; }
+fi
 
 run_build asan -DCMAKE_BUILD_TYPE=Debug -DFIELDLINK_SANITIZE=address,undefined
 echo "== test build/asan (sanitizers)"
 ctest --test-dir build/asan --output-on-failure -j "$jobs" -L 'unit|integration' "$@"
+
+for arch in $cross; do
+  echo "== test build/pi-$arch (under qemu-user)"
+  ctest --test-dir "build/pi-$arch" --output-on-failure -j "$jobs" -L 'unit|target' "$@"
+done

@@ -17,6 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_MOSQUITTO_CONF = ROOT / "config" / "mosquitto" / "fieldlink.conf"
 GATEWAY = os.environ.get("FIELDLINK_GATEWAY", "fieldlink-gateway")
 READER = os.environ.get("FIELDLINK_READER", "fieldlink-reader")
+# A cross build's programs run under qemu-user: the emulator's command line, space-separated.
+EMULATOR = os.environ.get("FIELDLINK_EMULATOR", "").split()
 
 
 def free_port():
@@ -49,6 +51,8 @@ class Process:
     def __init__(self, name, argv, workdir):
         self.name = name
         self.argv = [str(a) for a in argv]
+        if EMULATOR and self.argv and self.argv[0] in (str(GATEWAY), str(READER)):
+            self.argv = EMULATOR + self.argv
         self.log_path = Path(workdir) / f"{name}.log"
         self.out_path = Path(workdir) / f"{name}.out"
         self.proc = None
