@@ -159,7 +159,6 @@ private:
 
     bool cursor_valid_ = false;  // where the last read() stopped, to resume without a search
     Position cursor_{};
-    std::uint32_t cursor_sector_seq_ = 0;
     std::uint64_t cursor_seq_ = 0;
 
     std::uint8_t chunk_[kScanBufferSize] = {};
