@@ -11,7 +11,7 @@
 #   run_fuzz.sh --list              the targets
 #   run_fuzz.sh --coverage TARGET SOURCE_ROOT WORK_DIR [CORPUS_DIR...]
 #       line and branch coverage of the project's sources by the seeds and the
-#       given corpora (e.g. a long run's work/<target>/long/corpus), measured
+#       given corpora (e.g. a long run's runs/<target>/long/corpus), measured
 #       with clang's source-based coverage (llvm-profdata, llvm-cov)
 #
 # TARGET: protocol | mqtt | json_batch | spool | config.
