@@ -45,6 +45,9 @@ constexpr int kSessionExpiryS = 7 * 24 * 3600;
 // What we queue is bounded by the window, so Paho gets no limit of its own.
 constexpr int kPahoQueueLimit = std::numeric_limits<int>::max();
 
+// Clients of earlier connections kept alive (see drop_connection()).
+constexpr std::size_t kRetiredClients = 4;
+
 constexpr std::string_view kGatewayPlaceholder = "{gateway}";
 constexpr std::string_view kDevicePlaceholder = "{device}";
 
@@ -647,9 +650,14 @@ private:
         } catch (const std::exception&) {
             // Only refused while a connect is pending; destroying the client ends that too.
         }
-        // MQTTAsync_destroy takes the mutex Paho holds while it calls us back, so
-        // no callback of this client runs after this line.
-        client.reset();
+        // Destroyed a few connections later, not now: destroying a Paho C 1.3 client
+        // right after its connection broke crashed Paho's shared send thread
+        // (MqttUpstreamBrokerKill, about one run in two under load). A retired client
+        // is disconnected, its callbacks are off, and a late report about it is
+        // ignored (generation_); MQTTAsync_destroy, when it comes, takes the mutex
+        // Paho holds while it calls us back.
+        retired_.push_back(std::move(client));
+        while (retired_.size() > kRetiredClients) retired_.pop_front();
     }
 
     void run_completions() {
@@ -698,8 +706,9 @@ private:
 
     PublishListener listener_;
     std::thread completer_;
-    mqtt::token_ptr connect_token_;  // only while a connect has not ended
-    // Last, so it is destroyed first (close() has normally destroyed it already).
+    mqtt::token_ptr connect_token_;                            // only while a connect has not ended
+    std::deque<std::unique_ptr<mqtt::async_client>> retired_;  // forwarder thread; see drop_connection()
+    // Last, so it is destroyed first (close() has normally retired it already).
     std::unique_ptr<mqtt::async_client> client_;
 };
 
