@@ -116,9 +116,6 @@ main() {
   esac
 
   cxx=${FIELDLINK_FUZZ_CXX:-clang++}
-  # FIELDLINK_FUZZ_STRICT=1 also runs the inputs of known, not yet fixed bugs
-  # (docs/fuzzing.md, "Findings"), which the targets otherwise skip.
-  if [[ ${FIELDLINK_FUZZ_STRICT:-0} == 1 ]]; then defines+=(-DFIELDLINK_FUZZ_STRICT); fi
   # The project's warning set (cmake/FieldlinkWarnings.cmake); fatal with
   # FIELDLINK_FUZZ_WERROR=1, which ctest passes when FIELDLINK_WERROR is on.
   warnings=(-Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wcast-align -Wimplicit-fallthrough

@@ -119,6 +119,7 @@ StoreStatus FlashSpool::mount() {
     offset_cache_valid_ = false;
     bad_slots_ = 0;
     clean_free_ = 0;
+    tail_max_valid_ = false;
     geometry_ = flash_.geometry();
     if (!usable(geometry_)) {
         return StoreStatus::InvalidArgument;
@@ -175,6 +176,11 @@ StoreStatus FlashSpool::mount() {
         if (recover_head() != StoreStatus::Ok) {
             return StoreStatus::IoError;
         }
+        if (next_seq_ > kSeqExhausted || head_sector_seq_ > kSectorSeqExhausted || boot_ >= kBootExhausted) {
+            if (format() != StoreStatus::Ok) {
+                return StoreStatus::IoError;
+            }
+        }
     }
 
     if (count_held() != StoreStatus::Ok) {
@@ -201,6 +207,8 @@ StoreStatus FlashSpool::format() {
         }
     }
     formatted_ = true;
+    tail_max_valid_ = false;
+    bad_slots_ = 0;
     incarnation_ = incarnation == 0 ? 1 : incarnation;
     boot_ = 0;
     next_seq_ = 1;
@@ -272,12 +280,36 @@ StoreStatus FlashSpool::sector_max_seq(std::uint32_t sector, std::uint64_t* max_
         *max_seq = next_seq_ - 1;
         return StoreStatus::Ok;
     }
+    // A sector before the head no longer changes: its highest seq is found
+    // once. The next sector's base seq bounds it; its own readings say
+    // exactly (seqs can have gaps, and a crafted base seq far above the
+    // readings must not keep the sector in the log forever).
+    if (tail_max_valid_ && tail_max_sector_ == sector) {
+        *max_seq = tail_max_seq_;
+        return StoreStatus::Ok;
+    }
     SectorHeader after;
     bool valid = false;
     if (read_header(flash_, geometry_, next_sector(sector), &after, &valid) != StoreStatus::Ok || !valid) {
         return StoreStatus::IoError;
     }
-    *max_seq = after.base_seq - 1;
+    std::uint64_t highest = 0;
+    const StoreStatus status = scan(Position{sector, 0}, [&](const Slot& slot, Position at) {
+        if (at.sector != sector) {
+            return false;
+        }
+        if (slot.kind == Slot::Kind::Reading) {
+            highest = max_of(highest, slot.seq);
+        }
+        return true;
+    });
+    if (status != StoreStatus::Ok) {
+        return status;
+    }
+    tail_max_valid_ = true;
+    tail_max_sector_ = sector;
+    tail_max_seq_ = highest < after.base_seq ? highest : after.base_seq - 1;
+    *max_seq = tail_max_seq_;
     return StoreStatus::Ok;
 }
 
@@ -295,6 +327,7 @@ StoreStatus FlashSpool::reclaim() {
         if (flash_.erase(tail_) != hal::FlashStatus::Ok) {
             return fail();
         }
+        tail_max_valid_ = false;
         if (cursor_valid_ && cursor_.sector == tail_) {
             cursor_valid_ = false;
         }
@@ -351,8 +384,10 @@ StoreStatus FlashSpool::open_sector(std::uint64_t floor, std::uint64_t dropped) 
 StoreStatus FlashSpool::rotate(Purpose purpose, bool* refused) {
     *refused = false;
     const std::uint32_t sectors = geometry_.sector_count;
-    if (live_ >= sectors) {
-        *refused = true;  // no free sector at all; cannot happen when the rules below hold
+    if (live_ >= sectors || head_sector_seq_ >= kMaxSectorSeq) {
+        // No free sector at all (cannot happen when the rules below hold), or
+        // sector numbers used up (2^31 sectors opened: beyond any flash's life).
+        *refused = true;
         return StoreStatus::Ok;
     }
     std::uint64_t floor = floor_;
@@ -476,6 +511,9 @@ StoreStatus FlashSpool::locate(std::uint64_t seq, Position* position) {
 StoreStatus FlashSpool::append(const protocol::Record& record, std::uint64_t* seq) {
     if (!mounted_) {
         return StoreStatus::IoError;
+    }
+    if (next_seq_ >= kSeqEnd) {
+        return StoreStatus::Full;  // seqs used up: 2^62 readings, beyond any flash's life
     }
     if (head_next_slot_ >= slots_per_sector_ || next_seq_ - head_base_seq_ > 0xFFFFFFFFu) {
         bool refused = false;

@@ -74,7 +74,8 @@ bool decode_header(const std::uint8_t* in, const hal::FlashGeometry& geometry, S
     header->base_seq = get_u64(in + 32);
     header->floor = get_u64(in + 40);
     header->dropped = get_u64(in + 48);
-    return header->base_seq != 0 && header->floor < header->base_seq;
+    return header->floor < header->base_seq && header->base_seq <= kMaxSeq && header->dropped <= header->floor &&
+           header->sector_seq >= 1 && header->sector_seq <= kMaxSectorSeq && header->boot <= kMaxBoot;
 }
 
 void encode_reading(const protocol::Record& record, std::uint32_t boot, std::uint32_t seq_delta,
@@ -111,9 +112,15 @@ void decode_slot(const std::uint8_t* in, const SectorHeader& header, Slot* slot)
         return;
     }
     slot->boot = get_u32(in + 4);
+    if (slot->boot > kMaxBoot) {
+        return;
+    }
     switch (in[0]) {
         case kTypeReading: {
             slot->seq = header.base_seq + get_u32(in + 8);
+            if (slot->seq > kMaxSeq) {
+                return;
+            }
             slot->record.channel = in[1];
             slot->record.mono_ms = get_u64(in + 12);
             slot->record.value = protocol::value_from_bits(get_u64(in + 20));
@@ -128,8 +135,9 @@ void decode_slot(const std::uint8_t* in, const SectorHeader& header, Slot* slot)
             }
             slot->next_seq = get_u64(in + 8);
             slot->value = get_u64(in + 16);
-            if (in[0] == kTypeBoot && slot->value != 0) {
-                return;  // boot markers carry no value
+            if (slot->next_seq > kMaxSeq || (in[0] == kTypeBoot && slot->value != 0) ||
+                (in[0] == kTypeTrim && slot->value >= slot->next_seq)) {
+                return;  // boot markers carry no value; a floor is below next seq
             }
             slot->kind = in[0] == kTypeTrim ? Kind::Trim : (in[0] == kTypeBoot ? Kind::Boot : Kind::Offset);
             return;

@@ -24,6 +24,26 @@ inline constexpr std::uint8_t kTypeTrim = 0x54;     // 'T'
 inline constexpr std::uint8_t kTypeBoot = 0x42;     // 'B'
 inline constexpr std::uint8_t kTypeOffset = 0x4F;   // 'O'
 
+// Upper bounds of the counters. The spool stops short of them (2^62 readings,
+// 2^31 sectors opened or boots: far beyond any flash's life), so a header or
+// record above one can only be crafted; it is not valid, which keeps every
+// counter from wrapping.
+inline constexpr std::uint64_t kMaxSeq = std::uint64_t{1} << 62;
+inline constexpr std::uint32_t kMaxSectorSeq = std::uint32_t{1} << 31;
+inline constexpr std::uint32_t kMaxBoot = std::uint32_t{1} << 31;
+
+// Where the spool stops short of them: append refuses from kSeqEnd on and
+// rotation at kMaxSectorSeq, so nothing it writes goes past a bound (a
+// header's base seq may exceed the last reading's seq by a sector of retired
+// seqs). mount() formats a log found with a counter beyond the "exhausted"
+// mark (a new incarnation starts every counter again); the spool itself gets
+// there only after 2^62 - 2^33 readings, 2^31 - 2^20 sectors or 2^31 - 2^16
+// boots.
+inline constexpr std::uint64_t kSeqEnd = kMaxSeq - (std::uint64_t{1} << 32);
+inline constexpr std::uint64_t kSeqExhausted = kSeqEnd - (std::uint64_t{1} << 32);
+inline constexpr std::uint32_t kSectorSeqExhausted = kMaxSectorSeq - (std::uint32_t{1} << 20);
+inline constexpr std::uint32_t kBootExhausted = kMaxBoot - (std::uint32_t{1} << 16);
+
 // Records in a sector of `sector_size` bytes; bytes left over stay unused.
 constexpr std::uint32_t slots_per_sector(std::uint32_t sector_size) noexcept {
     return (sector_size - kSectorHeaderSize) / kSlotSize;
@@ -66,7 +86,9 @@ struct Slot {
 void encode_header(const SectorHeader& header, const hal::FlashGeometry& geometry, std::uint8_t* out) noexcept;
 
 // Reads kSectorHeaderSize bytes. False unless magic, version, zero fields,
-// the geometry and the CRC all match and 0 < base_seq, floor < base_seq.
+// the geometry and the CRC all match, floor < base_seq <= kMaxSeq,
+// dropped <= floor (each dropped reading had its own seq at or below the
+// floor), 1 <= sector_seq <= kMaxSectorSeq and boot <= kMaxBoot.
 bool decode_header(const std::uint8_t* in, const hal::FlashGeometry& geometry, SectorHeader* header) noexcept;
 
 // CRC-32 of incarnation (8) || sector seq (4) || slot bytes 0-27: a record
@@ -81,6 +103,9 @@ void encode_marker(std::uint8_t type, std::uint32_t boot, std::uint64_t next_seq
                    std::uint64_t incarnation, std::uint32_t sector_seq, std::uint8_t* out) noexcept;
 
 // Reads kSlotSize bytes of a slot in the sector that `header` describes.
+// Bad also when the boot is above kMaxBoot, a reading's seq or a marker's next
+// seq above kMaxSeq, or a trim's floor not below its next seq (trim refuses
+// such a floor).
 void decode_slot(const std::uint8_t* in, const SectorHeader& header, Slot* slot) noexcept;
 
 }  // namespace fieldlink::spool

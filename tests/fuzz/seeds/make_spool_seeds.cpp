@@ -176,9 +176,9 @@ int main(int argc, char** argv) {
         write_image("two-incarnations-shape3.bin", 3 | kFix, flash);
     }
 
-    // Regression seeds of known bug 1 (docs/fuzzing.md, "Findings"): CRC-valid
-    // values the spool never writes. fuzz_spool skips them unless built with
-    // FIELDLINK_FUZZ_STRICT; then each fails as described.
+    // Regression seeds of finding 1 (docs/fuzzing.md, "Findings"): CRC-valid
+    // values the spool never writes, which it now refuses (each failed as
+    // described before the fix).
     {
         const fieldlink::hal::FlashGeometry g = fz::geometry_of(fz::kShapes[3]);
         const auto header = [&](std::uint32_t sector, std::uint32_t sector_seq, std::uint32_t boot, std::uint64_t base,

@@ -38,7 +38,8 @@ public:
     FlashSpool(hal::Flash& flash, hal::Random& random, SpoolConfig config = {}) noexcept;
 
     // Scans the flash and recovers the newest valid state; formats blank or
-    // unrecognised flash (a new random incarnation). Every mount is a new boot:
+    // unrecognised flash, or a log at the end of its numbering (a new random
+    // incarnation; README.md, "End of numbering"). Every mount is a new boot:
     // the boot counter advances and a boot marker is written (if the spool is
     // so full that no slot is free, the marker waits for the first record of
     // the boot; a boot that writes nothing at all may then share its number
@@ -54,8 +55,9 @@ public:
 
     // ReadingStore. Before a successful mount (or after an IoError, until the
     // next mount) writes return IoError and read() returns 0.
-    // append: Full only with FullPolicy::RefuseNew. A failed append still uses
-    // up its sequence number (it may be partly on flash).
+    // append: Full only with FullPolicy::RefuseNew, or at the end of the
+    // numbering (2^62 - 2^32 seqs; README.md). A failed append still uses up
+    // its sequence number (it may be partly on flash).
     reader::StoreStatus append(const protocol::Record& record, std::uint64_t* seq) override;
     std::size_t read(std::uint64_t from_seq, reader::StoredReading* out, std::size_t max) override;
     // InvalidArgument when through_seq >= next_seq() (nothing changes then).
@@ -148,6 +150,9 @@ private:
     std::uint64_t head_base_seq_ = 0;
     std::uint32_t head_next_slot_ = 0;
     std::uint32_t clean_free_ = 0;  // free sectors just before the tail known erased in this boot
+    bool tail_max_valid_ = false;   // highest seq of a sector before the head, found by sector_max_seq()
+    std::uint32_t tail_max_sector_ = 0;
+    std::uint64_t tail_max_seq_ = 0;
 
     bool offset_known_ = false;  // the running boot has noted its wall-clock offset
     std::int64_t offset_ms_ = 0;
