@@ -10,8 +10,12 @@ packages=(
   libpaho-mqttpp-dev libpaho-mqtt-dev libssl-dev libsqlite3-dev libfmt-dev
   libcli11-dev nlohmann-json3-dev libtomlplusplus-dev libzstd-dev
   libpq-dev postgresql-15
+  # systemd service notifications (optional at build time: the gateway builds without)
+  libsystemd-dev
   # broker and tools used by the demo and the tests
   mosquitto mosquitto-clients sqlite3 python3
+  # systemd-analyze checks the shipped unit (tests/integration/test_service_unit.py)
+  systemd
   # tests
   libgtest-dev libgmock-dev clang libclang-rt-14-dev clang-format
   # Cortex-M firmware

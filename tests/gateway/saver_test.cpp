@@ -4,9 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -38,6 +42,34 @@ std::vector<std::optional<std::int64_t>> unix_times(sqlite::Database& db, const 
     return result;
 }
 
+// A transaction of the real store that runs `before_commit` first (which may
+// throw, as a failing commit does).
+class WrappedTransaction final : public StoreTransaction {
+public:
+    WrappedTransaction(std::unique_ptr<StoreTransaction> inner, std::function<void()> before_commit)
+        : inner_(std::move(inner)), before_commit_(std::move(before_commit)) {}
+    InsertCounts insert_readings(const ReadingBatch& b, std::optional<std::int64_t> o, std::int64_t r) override {
+        return inner_->insert_readings(b, o, r);
+    }
+    std::uint64_t fill_unix_time(const DeviceKey& k, std::uint32_t b, std::int64_t o) override {
+        return inner_->fill_unix_time(k, b, o);
+    }
+    void save_watermark(const DeviceKey& k, std::uint64_t w, std::int64_t n) override {
+        inner_->save_watermark(k, w, n);
+    }
+    void add_dead_letter(const Rejected& r, std::int64_t t) override { inner_->add_dead_letter(r, t); }
+    void upsert_device(const DeviceStatus& s, std::int64_t t) override { inner_->upsert_device(s, t); }
+    void add_telemetry(const DeviceTelemetry& h, std::int64_t t) override { inner_->add_telemetry(h, t); }
+    void commit() override {
+        before_commit_();
+        inner_->commit();
+    }
+
+private:
+    std::unique_ptr<StoreTransaction> inner_;
+    std::function<void()> before_commit_;
+};
+
 // Wraps the real store and can make commits fail, like a full disk.
 class FlakyStore final : public Store {
 public:
@@ -46,41 +78,82 @@ public:
     std::atomic<int> failures_left{0};
     std::atomic<int> attempts{0};
 
-    std::unique_ptr<StoreTransaction> begin() override { return std::make_unique<Transaction>(*this, inner_.begin()); }
+    std::unique_ptr<StoreTransaction> begin() override {
+        return std::make_unique<WrappedTransaction>(inner_.begin(), [this] {
+            ++attempts;
+            if (failures_left.load() > 0) {
+                --failures_left;
+                throw std::runtime_error("simulated: database or disk is full");
+            }
+        });
+    }
     StoredWatermark load_watermark(const DeviceKey& key) override { return inner_.load_watermark(key); }
 
 private:
-    class Transaction final : public StoreTransaction {
-    public:
-        Transaction(FlakyStore& owner, std::unique_ptr<StoreTransaction> inner)
-            : owner_(owner), inner_(std::move(inner)) {}
-        InsertCounts insert_readings(const ReadingBatch& b, std::optional<std::int64_t> o, std::int64_t r) override {
-            return inner_->insert_readings(b, o, r);
-        }
-        std::uint64_t fill_unix_time(const DeviceKey& k, std::uint32_t b, std::int64_t o) override {
-            return inner_->fill_unix_time(k, b, o);
-        }
-        void save_watermark(const DeviceKey& k, std::uint64_t w, std::int64_t n) override {
-            inner_->save_watermark(k, w, n);
-        }
-        void add_dead_letter(const Rejected& r, std::int64_t t) override { inner_->add_dead_letter(r, t); }
-        void upsert_device(const DeviceStatus& s, std::int64_t t) override { inner_->upsert_device(s, t); }
-        void add_telemetry(const DeviceTelemetry& h, std::int64_t t) override { inner_->add_telemetry(h, t); }
-        void commit() override {
-            ++owner_.attempts;
-            if (owner_.failures_left.load() > 0) {
-                --owner_.failures_left;
-                throw std::runtime_error("simulated: database or disk is full");
-            }
-            inner_->commit();
-        }
-
-    private:
-        FlakyStore& owner_;
-        std::unique_ptr<StoreTransaction> inner_;
-    };
-
     Store& inner_;
+};
+
+// Wraps the real store; while `hold` is set, a commit waits until it is cleared.
+class HoldingStore final : public Store {
+public:
+    explicit HoldingStore(Store& inner) : inner_(inner) {}
+
+    void hold(bool on) {
+        {
+            std::lock_guard lock(mutex_);
+            held_ = on;
+        }
+        cv_.notify_all();
+    }
+    // Waits until a commit is waiting in hold.
+    void wait_until_holding() {
+        std::unique_lock lock(mutex_);
+        cv_.wait(lock, [this] { return holding_; });
+    }
+
+    std::unique_ptr<StoreTransaction> begin() override {
+        return std::make_unique<WrappedTransaction>(inner_.begin(), [this] {
+            std::unique_lock lock(mutex_);
+            holding_ = held_;
+            cv_.notify_all();
+            cv_.wait(lock, [this] { return !held_; });
+            holding_ = false;
+        });
+    }
+    StoredWatermark load_watermark(const DeviceKey& key) override { return inner_.load_watermark(key); }
+
+private:
+    Store& inner_;
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    bool held_ = false;
+    bool holding_ = false;
+};
+
+// Counts heartbeats; waits for a count.
+class BeatCounter {
+public:
+    void beat() {
+        {
+            std::lock_guard lock(mutex_);
+            ++beats_;
+        }
+        cv_.notify_all();
+    }
+    int beats() {
+        std::lock_guard lock(mutex_);
+        return beats_;
+    }
+    // False if `count` beats did not come within a minute (a hung writer).
+    bool wait_for(int count) {
+        std::unique_lock lock(mutex_);
+        return cv_.wait_for(lock, std::chrono::minutes(1), [&] { return beats_ >= count; });
+    }
+
+private:
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    int beats_ = 0;
 };
 
 class SaverTest : public ::testing::Test {
@@ -92,7 +165,7 @@ protected:
     }
 
     // batch_rows = 1: every message is its own transaction, so acks are deterministic.
-    std::unique_ptr<Saver> make_saver(Store& store, std::size_t batch_rows = 1) {
+    std::unique_ptr<Saver> make_saver(Store& store, std::size_t batch_rows = 1, BeatCounter* beats = nullptr) {
         SaverSettings settings;
         settings.batch_max_rows = batch_rows;
         settings.batch_max_delay = std::chrono::milliseconds(20);
@@ -100,6 +173,7 @@ protected:
         settings.retry_min = std::chrono::milliseconds(1);
         settings.retry_max = std::chrono::milliseconds(2);
         auto saver = std::make_unique<Saver>(settings, store, publisher_, clock_, test::quiet_logger(), stats_);
+        if (beats != nullptr) saver->set_heartbeat(std::chrono::milliseconds(2), [beats] { beats->beat(); });
         saver->start();
         return saver;
     }
@@ -536,6 +610,41 @@ TEST_F(SaverTest, TelemetryIsStoredInTheGroupCommitAndDropsAreWarnedOncePerChang
               std::string::npos)
         << logged;
     EXPECT_NE(logged.find("(incarnation 00000000000000b2) has dropped 7 readings"), std::string::npos) << logged;
+}
+
+TEST_F(SaverTest, HeartbeatComesWhileIdleAndStopsWhileACommitHangs) {
+    HoldingStore holding(*store_);
+    BeatCounter beats;
+    auto saver = make_saver(holding, 1, &beats);
+    ASSERT_TRUE(beats.wait_for(5)) << "an idle writer beats";
+
+    holding.hold(true);
+    BatchSpec spec;
+    ASSERT_TRUE(submit(*saver, spec));
+    holding.wait_until_holding();
+    const int before = beats.beats();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // 25 intervals
+    EXPECT_EQ(beats.beats(), before) << "no beat while the commit hangs: a watchdog must see it";
+
+    holding.hold(false);
+    saver->flush();
+    EXPECT_EQ(count(db(), "SELECT count(*) FROM readings"), static_cast<std::int64_t>(spec.count));
+    ASSERT_TRUE(beats.wait_for(before + 3)) << "beats again once the commit returns";
+}
+
+TEST_F(SaverTest, HeartbeatContinuesWhileCommitsAreRetried) {
+    FlakyStore flaky(*store_);
+    flaky.failures_left = 1000000;  // a disk that stays full
+    BeatCounter beats;
+    auto saver = make_saver(flaky, 1, &beats);
+    BatchSpec spec;
+    ASSERT_TRUE(submit(*saver, spec));
+    const int before = beats.beats();
+    ASSERT_TRUE(beats.wait_for(before + 5)) << "a writer retrying a failing disk is alive";
+    EXPECT_GT(flaky.attempts.load(), 0);
+    flaky.failures_left = 0;
+    saver->flush();
+    EXPECT_EQ(count(db(), "SELECT count(*) FROM readings"), static_cast<std::int64_t>(spec.count));
 }
 
 }  // namespace

@@ -56,11 +56,13 @@ class Process:
         self.log_path = Path(workdir) / f"{name}.log"
         self.out_path = Path(workdir) / f"{name}.out"
         self.proc = None
+        self.env = None  # extra environment variables for the child
 
     def start(self):
         self._log = open(self.log_path, "ab")
         self._out = open(self.out_path, "ab")
-        self.proc = subprocess.Popen(self.argv, stdout=self._out, stderr=self._log, stdin=subprocess.DEVNULL)
+        env = None if self.env is None else {**os.environ, **self.env}
+        self.proc = subprocess.Popen(self.argv, stdout=self._out, stderr=self._log, stdin=subprocess.DEVNULL, env=env)
         return self
 
     def running(self):

@@ -638,7 +638,9 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
             options[&spec] = option;
         }
         app.add_flag("--print-config", result.print_config, "print the effective configuration as TOML and exit");
-        app.set_version_flag("--version", "fieldlink-gateway " FIELDLINK_VERSION);
+        app.set_version_flag("--version", FIELDLINK_HAVE_LIBSYSTEMD
+                                              ? "fieldlink-gateway " FIELDLINK_VERSION " (systemd notifications: yes)"
+                                              : "fieldlink-gateway " FIELDLINK_VERSION " (systemd notifications: no)");
 
         try {
             app.parse(argc, argv);

@@ -4,6 +4,7 @@
 #include <csignal>
 #include <cstdio>
 #include <ctime>
+#include <atomic>
 #include <exception>
 #include <memory>
 #include <span>
@@ -15,6 +16,7 @@
 #include <pthread.h>
 
 #include "fieldlink/gateway/app/config.hpp"
+#include "fieldlink/gateway/app/service_manager.hpp"
 #include "fieldlink/gateway/app/upstreams.hpp"
 #include "fieldlink/gateway/forward/forwarder.hpp"
 #include "fieldlink/gateway/ingest/log.hpp"
@@ -146,8 +148,23 @@ int run(const Config& config, const sigset_t& signals) {
                 for (auto& forwarder : forwarders) forwarder->stop();
             }
         } stop_forwarders{forwarders};
+        // systemd (Type=notify): READY once the broker confirmed the
+        // subscriptions, watchdog pings from the writer thread.
+        const ServiceManager service;
+        std::atomic<bool> ready_sent{false};
         PahoBrokerLink link(mqtt_settings(config), log);
         Saver saver(saver_settings(config), store, link, clock, log, stats);
+        if (service.watchdog_interval().count() > 0) {
+            saver.set_heartbeat(service.watchdog_interval(), [&service] { service.watchdog(); });
+            log.info("systemd watchdog: pinging every {} ms from the writer", service.watchdog_interval().count());
+        }
+        link.set_subscribed_listener([&service, &ready_sent, &config] {
+            if (!ready_sent.exchange(true)) {
+                service.ready(fmt::format("database open, subscribed on {}", config.broker));
+            } else {
+                service.status(fmt::format("subscribed again on {}", config.broker));
+            }
+        });
         link.set_message_handler(
             [&saver](std::string_view topic, std::span<const std::uint8_t> payload) { saver.submit(topic, payload); });
         // On every way out, also an exception: the saver stops first (so a
@@ -174,6 +191,7 @@ int run(const Config& config, const sigset_t& signals) {
 
         const int signal = wait_for_stop_signal(config, log, stats, saver, forwarders, retention, signals);
         log.info("{} received: committing what is queued, then disconnecting", signal == SIGINT ? "SIGINT" : "SIGTERM");
+        service.stopping("committing what is queued, then disconnecting");
         saver.stop();  // drains the queue, commits, publishes the last acks
         link.stop();
         retention.stop();  // ends its pass at the next transaction

@@ -26,12 +26,14 @@ constexpr int kAckQos = 0;
 // Logs the outcome of the SUBSCRIBE sent after each (re)connect.
 class SubscribeListener final : public mqtt::iaction_listener {
 public:
-    SubscribeListener(Logger& log, std::atomic<bool>& subscribed) : log_(log), subscribed_(subscribed) {}
+    SubscribeListener(Logger& log, std::atomic<bool>& subscribed, const std::function<void()>& on_subscribed)
+        : log_(log), subscribed_(subscribed), on_subscribed_(on_subscribed) {}
 
     void on_success(const mqtt::token&) override {
         subscribed_ = true;
         log_.info("subscribed to {} and {} (QoS {}) and {} (QoS {})", kUpSubscription, kStatusSubscription,
                   kSubscriptionQos, kTelemetrySubscription, kTelemetryQos);
+        if (on_subscribed_) on_subscribed_();
     }
     void on_failure(const mqtt::token& token) override {
         log_.error(
@@ -43,6 +45,7 @@ public:
 private:
     Logger& log_;
     std::atomic<bool>& subscribed_;
+    const std::function<void()>& on_subscribed_;
 };
 
 }  // namespace
@@ -57,7 +60,7 @@ public:
     Impl(const MqttSettings& settings, Logger& log)
         : settings_(settings),
           log_(log),
-          subscribe_listener_(log, subscribed_),
+          subscribe_listener_(log, subscribed_, on_subscribed_),
           connect_listener_(*this),
           client_(settings.broker_uri, settings.client_id, static_cast<mqtt::iclient_persistence*>(nullptr)) {
         options_ = mqtt::connect_options_builder()
@@ -126,6 +129,7 @@ public:
 
     bool connected() const { return connected_.load(); }
     bool subscribed() const { return subscribed_.load() && connected_.load(); }
+    void set_subscribed_listener(std::function<void()> listener) { on_subscribed_ = std::move(listener); }
 
 private:
     static constexpr auto kConnectTimeout = std::chrono::seconds(5);
@@ -284,6 +288,7 @@ private:
     const MqttSettings settings_;
     Logger& log_;
     std::atomic<bool> subscribed_{false};
+    std::function<void()> on_subscribed_;  // set before start(), then only read
     std::atomic<bool> connected_{false};
     mqtt::connect_options options_;
     SubscribeListener subscribe_listener_;
@@ -327,5 +332,9 @@ bool PahoBrokerLink::publish_ack(const std::string& topic, std::uint64_t incarna
 }
 bool PahoBrokerLink::connected() const { return impl_->connected(); }
 bool PahoBrokerLink::subscribed() const { return impl_->subscribed(); }
+
+void PahoBrokerLink::set_subscribed_listener(std::function<void()> listener) {
+    impl_->set_subscribed_listener(std::move(listener));
+}
 
 }  // namespace fieldlink::gateway

@@ -132,7 +132,13 @@ void Saver::run_writer() {
         for (;;) {
             group.clear();
             Queued first;
-            if (queue_.pop(&first) != PopResult::Item) break;  // closed and drained
+            PopResult popped = PopResult::Timeout;
+            if (heartbeat_) {
+                while (popped == PopResult::Timeout) popped = queue_.pop_until(&first, beat_if_due());
+            } else {
+                popped = queue_.pop(&first);
+            }
+            if (popped != PopResult::Item) break;  // closed and drained
             std::size_t rows = row_weight(first.message);
             group.push_back(std::move(first));
             // The group stays open a short while to share one fsync among many messages.
@@ -144,6 +150,7 @@ void Saver::run_writer() {
                 group.push_back(std::move(next));
             }
             commit_with_retry(group);
+            if (heartbeat_) beat_if_due();
             const TrackedState tracked = measure_tracked_state();
             {
                 std::lock_guard lock(progress_mutex_);
@@ -164,6 +171,15 @@ void Saver::run_writer() {
     }
     progress_cv_.notify_all();
     log_.debug("writer thread finished");
+}
+
+std::chrono::steady_clock::time_point Saver::beat_if_due() {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= next_beat_) {
+        heartbeat_();
+        next_beat_ = now + heartbeat_interval_;
+    }
+    return next_beat_;
 }
 
 void Saver::commit_with_retry(const std::vector<Queued>& group) {
@@ -190,8 +206,18 @@ void Saver::commit_with_retry(const std::vector<Queued>& group) {
             log_.error("database commit of {} messages failed, no acks sent, retrying in {} ms: {}", group.size(),
                        backoff.count(), e.what());
         }
-        std::unique_lock lock(stop_mutex_);
-        stop_cv_.wait_for(lock, backoff, [this] { return stopping_; });
+        // Waits in steps of the heartbeat: a writer retrying a failing disk is
+        // alive, not wedged, and a restart would not mend the disk.
+        const auto retry_at = std::chrono::steady_clock::now() + backoff;
+        for (;;) {
+            auto until = retry_at;
+            if (heartbeat_) until = std::min(until, beat_if_due());
+            std::unique_lock lock(stop_mutex_);
+            if (stop_cv_.wait_until(lock, until, [this] { return stopping_; }) ||
+                std::chrono::steady_clock::now() >= retry_at) {
+                break;
+            }
+        }
         backoff = std::min(backoff * 2, settings_.retry_max);
     }
 }

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -56,6 +57,10 @@ public:
     bool connected() const;
     // True once the broker confirmed every subscription on the current connection.
     bool subscribed() const;
+    // Called on Paho's thread each time the broker confirms the subscriptions
+    // (after the first connect and after every reconnect). Set before start();
+    // must not block.
+    void set_subscribed_listener(std::function<void()> listener);
 
 private:
     class Impl;

@@ -87,6 +87,16 @@ public:
     // (the forwarders look for them at once). Set before start(); must not block.
     void set_commit_listener(std::function<void()> listener) { commit_listener_ = std::move(listener); }
 
+    // Called on the writer thread at least every `interval` while the writer
+    // is alive: idle, between commits and between commit retries, but not
+    // while a commit hangs (a supervisor's watchdog then sees the silence).
+    // Set before start(); must not block. An interval of zero or less: none.
+    void set_heartbeat(std::chrono::milliseconds interval, std::function<void()> beat) {
+        if (interval.count() <= 0) return;
+        heartbeat_interval_ = interval;
+        heartbeat_ = std::move(beat);
+    }
+
     // Decodes and queues one message; blocks while the queue is full.
     // False once stop() has begun (the message is dropped; it was never acked,
     // so its device sends it again).
@@ -119,9 +129,14 @@ private:
     void report_drops(const DeviceTelemetry& telemetry);
     TrackedState measure_tracked_state() const;
     void log_rejection(const Rejected& rejected);
+    // Beats if the heartbeat is due; returns when the next one is.
+    std::chrono::steady_clock::time_point beat_if_due();
 
     const SaverSettings settings_;
     std::function<void()> commit_listener_;
+    std::chrono::milliseconds heartbeat_interval_{0};
+    std::function<void()> heartbeat_;
+    std::chrono::steady_clock::time_point next_beat_{};
     Store& store_;
     AckPublisher& acks_;
     const Clock& clock_;
