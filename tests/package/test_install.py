@@ -1,0 +1,208 @@
+"""Install test of the Debian packages in a throwaway root: an overlay of this
+machine's own root (its libraries, systemd, Mosquitto) in a private mount
+namespace, so nothing of the install reaches the machine. In it: dpkg installs
+both packages (user, folders, conffiles), `systemd-analyze verify` checks the
+installed units, the installed gateway runs as the package's user on the
+package's paths, as its unit would (with a private Mosquitto from the installed
+snippet on a free loopback port), the installed reader runs as its user with a
+flash file under /var/lib/fieldlink-reader, every reading lands exactly once;
+then remove keeps the database and the conffiles, and purge deletes them.
+Needs root (mount namespaces); skipped otherwise."""
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+from pathlib import Path
+
+BUILD = Path(os.environ.get("FIELDLINK_BUILD_DIR", "."))
+INNER = os.environ.get("FIELDLINK_INSTALL_NS") == "1"
+
+
+def run(*argv, check=True, **kw):
+    return subprocess.run([str(a) for a in argv], check=check, capture_output=True, text=True, timeout=600, **kw)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Root:
+    """The overlay root at `path`, with its own /proc, /dev, /tmp and /run."""
+
+    def __init__(self, work):
+        self.path = work / "root"
+        for d in ("upper", "ovl-work", "root"):
+            (work / d).mkdir()
+        run("mount", "-t", "overlay", "overlay", "-o",
+            f"lowerdir=/,upperdir={work / 'upper'},workdir={work / 'ovl-work'}", self.path)
+        run("mount", "-t", "proc", "proc", self.path / "proc")
+        run("mount", "--rbind", "/dev", self.path / "dev")
+        # No /run/systemd/system inside: the maintainer scripts leave the
+        # machine's systemd alone, as in any chroot.
+        for d in ("tmp", "run"):
+            run("mount", "-t", "tmpfs", "tmpfs", self.path / d)
+
+    def run(self, *argv, check=True):
+        return run("chroot", self.path, *argv, check=check)
+
+    def popen(self, argv, log):
+        return subprocess.Popen(["chroot", str(self.path), *map(str, argv)], stdout=log, stderr=subprocess.STDOUT)
+
+    def file(self, path):
+        return self.path / path.lstrip("/")
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root for a mount namespace and chroot")
+class Install(unittest.TestCase):
+    def test_install_run_remove_purge(self):
+        if not INNER:
+            probe = self.overlay_probe()
+            if probe:
+                self.skipTest(f"cannot make a throwaway root here (as fault.disk_full, needs mount rights): {probe}")
+            # Again, in a private mount namespace: every mount dies with it.
+            env = {**os.environ, "FIELDLINK_INSTALL_NS": "1"}
+            result = subprocess.run(["unshare", "--mount", "--propagation", "private", sys.executable, "-m",
+                                     "unittest", "-v", "test_install"], env=env, capture_output=True, text=True,
+                                    timeout=900, cwd=Path(__file__).parent)
+            sys.stderr.write(result.stdout + result.stderr)
+            self.assertEqual(result.returncode, 0, "the install test in its namespace failed (output above)")
+            self.assertRegex(result.stderr, r"(?m)^OK")
+            return
+        work = Path(tempfile.mkdtemp(prefix="fieldlink-install-"))
+        procs = []
+        try:
+            self.install_and_check(work, procs)
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+            run("umount", "-R", work / "root", check=False)
+            shutil.rmtree(work, ignore_errors=True)
+
+    def install_and_check(self, work, procs):
+        packages = work / "debs"
+        run("cpack", "-G", "DEB", "--config", BUILD / "CPackConfig.cmake", "-B", packages)
+        debs = sorted(packages.glob("*.deb"))
+        self.assertEqual(len(debs), 2, debs)
+        root = Root(work)
+        (root.file("/tmp/debs")).mkdir()
+        for deb in debs:
+            shutil.copy(deb, root.file("/tmp/debs"))
+
+        # Install.
+        self.assertIsNone(self.user(root, "fieldlink"), "the machine already has a fieldlink user")
+        root.run("dpkg", "-i", *[f"/tmp/debs/{d.name}" for d in debs])
+        for name in ("fieldlink-gateway", "fieldlink-reader"):
+            status = root.run("dpkg-query", "-W", "-f=${Status}", name).stdout
+            self.assertEqual(status, "install ok installed")
+        for user, home in (("fieldlink", "/var/lib/fieldlink"), ("fieldlink-reader", "/var/lib/fieldlink-reader")):
+            entry = self.user(root, user)
+            self.assertIsNotNone(entry, f"no system user {user}")
+            self.assertLess(int(entry[2]), 1000, f"{user} is not a system user: {entry}")
+            self.assertEqual(entry[5], home)
+            owner = root.run("stat", "-c", "%U %a", home).stdout.split()
+            self.assertEqual(owner, [user, "750"])
+        conffiles = root.run("dpkg-query", "-W", "-f=${Conffiles}", "fieldlink-gateway").stdout
+        self.assertIn("/etc/fieldlink/gateway.toml", conffiles)
+        self.assertIn("/etc/mosquitto/conf.d/fieldlink.conf", conffiles)
+        for unit in ("fieldlink-gateway.service", "fieldlink-reader@.service"):
+            verify = root.run("systemd-analyze", "verify", f"/lib/systemd/system/{unit}", check=False)
+            self.assertEqual(verify.returncode, 0, verify.stdout + verify.stderr)
+        self.assertTrue(root.file("/etc/systemd/system/multi-user.target.wants/fieldlink-gateway.service").is_symlink(),
+                        "the gateway's unit was not enabled")
+
+        # Run, as the units would: the packaged users, paths and config.
+        port = free_port()
+        snippet = root.file("/etc/mosquitto/conf.d/fieldlink.conf").read_text()
+        snippet, n = re.subn(r"(?m)^listener .*$", f"listener {port} 127.0.0.1", snippet)
+        self.assertEqual(n, 1)
+        root.file("/tmp/mq").mkdir()
+        root.file("/tmp/mq/mosquitto.conf").write_text(snippet + "\npersistence_location /tmp/mq/\nuser root\n")
+        logs = work / "logs"
+        logs.mkdir()
+        procs.append(root.popen(["mosquitto", "-c", "/tmp/mq/mosquitto.conf"], open(logs / "mosquitto.log", "wb")))
+        self.wait_for(lambda: self.port_open(port), 20, "mosquitto")
+        # setpriv execs (runuser would fork and take the SIGTERM itself).
+        gateway = root.popen(["setpriv", "--reuid=fieldlink", "--regid=fieldlink", "--init-groups", "sh", "-c",
+                              "cd /var/lib/fieldlink && exec /usr/bin/fieldlink-gateway "
+                              f"--config /etc/fieldlink/gateway.toml --broker tcp://127.0.0.1:{port}"],
+                             open(logs / "gateway.log", "wb"))
+        procs.append(gateway)
+        self.wait_for(lambda: "subscribed to" in (logs / "gateway.log").read_text() or gateway.poll() is not None,
+                      60, "the gateway to subscribe")
+        self.assertIsNone(gateway.poll(), (logs / "gateway.log").read_text())
+        reader = root.run("setpriv", "--reuid=fieldlink-reader", "--regid=fieldlink-reader", "--init-groups",
+                          "/usr/bin/fieldlink-reader",
+                          "--device", "pkg-1", "--broker", f"127.0.0.1:{port}",
+                          "--flash", "/var/lib/fieldlink-reader/pkg-1.flash", "--flash-sectors", "16",
+                          "--period", "20", "--batch-size", "8", "--duration", "3",
+                          "--record-file", "/var/lib/fieldlink-reader/pkg-1.csv", check=False)
+        self.assertEqual(reader.returncode, 0, reader.stdout + reader.stderr)
+        gateway.terminate()
+        self.assertEqual(gateway.wait(timeout=60), 0, (logs / "gateway.log").read_text())
+        db = "/var/lib/fieldlink/fieldlink.db"
+        self.assertEqual(root.run("stat", "-c", "%U", db).stdout.strip(), "fieldlink")
+        produced = {tuple(line.split(",")[1:3]) for line in
+                    root.file("/var/lib/fieldlink-reader/pkg-1.csv").read_text().splitlines()}
+        self.assertGreater(len(produced), 0)
+        rows = root.run("sqlite3", db, "SELECT printf('%016x', incarnation), seq FROM readings "
+                        "WHERE device = 'pkg-1'").stdout.split()
+        stored = {tuple(r.split("|")) for r in rows}
+        self.assertEqual(len(rows), len(stored), "duplicate rows")
+        self.assertEqual(stored, produced)
+
+        # Remove keeps the data and the conffiles; purge deletes them.
+        root.run("dpkg", "-r", "fieldlink-gateway", "fieldlink-reader")
+        self.assertFalse(root.file("/usr/bin/fieldlink-gateway").exists())
+        self.assertFalse(root.file("/usr/bin/fieldlink-reader").exists())
+        self.assertTrue(root.file("/etc/fieldlink/gateway.toml").exists())
+        self.assertTrue(root.file(db).exists())
+        root.run("dpkg", "-P", "fieldlink-gateway", "fieldlink-reader")
+        for gone in ("/etc/fieldlink/gateway.toml", "/etc/mosquitto/conf.d/fieldlink.conf", "/var/lib/fieldlink",
+                     "/var/lib/fieldlink-reader", "/lib/systemd/system/fieldlink-gateway.service"):
+            self.assertFalse(root.file(gone).exists(), f"{gone} left after purge")
+        for name in ("fieldlink-gateway", "fieldlink-reader"):
+            status = root.run("dpkg-query", "-W", "-f=${Status}", name, check=False).stdout
+            self.assertNotIn("installed", status.replace("not-installed", ""), status)
+
+    @staticmethod
+    def overlay_probe():
+        """Empty when an overlay of / mounts in a private namespace, else why not."""
+        with tempfile.TemporaryDirectory(prefix="fieldlink-probe-") as d:
+            for sub in ("upper", "work", "root"):
+                os.mkdir(os.path.join(d, sub))
+            result = subprocess.run(["unshare", "--mount", "--propagation", "private", "mount", "-t", "overlay",
+                                     "overlay", "-o", f"lowerdir=/,upperdir={d}/upper,workdir={d}/work",
+                                     f"{d}/root"], capture_output=True, text=True, timeout=60)
+            return "" if result.returncode == 0 else (result.stderr.strip() or f"exit {result.returncode}")
+
+    @staticmethod
+    def user(root, name):
+        entry = root.run("getent", "passwd", name, check=False).stdout.strip()
+        return entry.split(":") if entry else None
+
+    @staticmethod
+    def port_open(port):
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    @staticmethod
+    def wait_for(predicate, timeout, what):
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}")
+            time.sleep(0.1)
+
+
+if __name__ == "__main__":
+    unittest.main()
