@@ -6,7 +6,9 @@ installed units, the installed gateway runs as the package's user on the
 package's paths, as its unit would (with a private Mosquitto from the installed
 snippet on a free loopback port), the installed reader runs as its user with a
 flash file under /var/lib/fieldlink-reader, every reading lands exactly once;
-then remove keeps the database and the conffiles, and purge deletes them.
+an upgrade (the same packages one version up) over a schema-v1 database and an
+edited conffile keeps both and migrates the schema; then remove keeps the
+database and the conffiles, and purge deletes them.
 Needs root (mount namespaces); skipped otherwise."""
 
 import os
@@ -21,11 +23,13 @@ import unittest
 from pathlib import Path
 
 BUILD = Path(os.environ.get("FIELDLINK_BUILD_DIR", "."))
+MAKE_OLD_DB = os.environ.get("FIELDLINK_MAKE_OLD_DB", "")
 INNER = os.environ.get("FIELDLINK_INSTALL_NS") == "1"
 
 
 def run(*argv, check=True, **kw):
-    return subprocess.run([str(a) for a in argv], check=check, capture_output=True, text=True, timeout=600, **kw)
+    return subprocess.run([str(a) for a in argv], check=check, capture_output=True, text=True, timeout=600,
+                          stdin=subprocess.DEVNULL, **kw)
 
 
 def free_port():
@@ -131,34 +135,30 @@ class Install(unittest.TestCase):
         logs.mkdir()
         procs.append(root.popen(["mosquitto", "-c", "/tmp/mq/mosquitto.conf"], open(logs / "mosquitto.log", "wb")))
         self.wait_for(lambda: self.port_open(port), 20, "mosquitto")
-        # setpriv execs (runuser would fork and take the SIGTERM itself).
-        gateway = root.popen(["setpriv", "--reuid=fieldlink", "--regid=fieldlink", "--init-groups", "sh", "-c",
-                              "cd /var/lib/fieldlink && exec /usr/bin/fieldlink-gateway "
-                              f"--config /etc/fieldlink/gateway.toml --broker tcp://127.0.0.1:{port}"],
-                             open(logs / "gateway.log", "wb"))
-        procs.append(gateway)
-        self.wait_for(lambda: "subscribed to" in (logs / "gateway.log").read_text() or gateway.poll() is not None,
-                      60, "the gateway to subscribe")
-        self.assertIsNone(gateway.poll(), (logs / "gateway.log").read_text())
-        reader = root.run("setpriv", "--reuid=fieldlink-reader", "--regid=fieldlink-reader", "--init-groups",
-                          "/usr/bin/fieldlink-reader",
-                          "--device", "pkg-1", "--broker", f"127.0.0.1:{port}",
-                          "--flash", "/var/lib/fieldlink-reader/pkg-1.flash", "--flash-sectors", "16",
-                          "--period", "20", "--batch-size", "8", "--duration", "3",
-                          "--record-file", "/var/lib/fieldlink-reader/pkg-1.csv", check=False)
-        self.assertEqual(reader.returncode, 0, reader.stdout + reader.stderr)
-        gateway.terminate()
-        self.assertEqual(gateway.wait(timeout=60), 0, (logs / "gateway.log").read_text())
         db = "/var/lib/fieldlink/fieldlink.db"
+        self.run_gateway_and_reader(root, port, logs, procs, "pkg-1")
         self.assertEqual(root.run("stat", "-c", "%U", db).stdout.strip(), "fieldlink")
-        produced = {tuple(line.split(",")[1:3]) for line in
-                    root.file("/var/lib/fieldlink-reader/pkg-1.csv").read_text().splitlines()}
-        self.assertGreater(len(produced), 0)
-        rows = root.run("sqlite3", db, "SELECT printf('%016x', incarnation), seq FROM readings "
-                        "WHERE device = 'pkg-1'").stdout.split()
-        stored = {tuple(r.split("|")) for r in rows}
-        self.assertEqual(len(rows), len(stored), "duplicate rows")
-        self.assertEqual(stored, produced)
+
+        # Upgrade over a database that an earlier release left (schema v1) and
+        # a conffile the operator edited: both are kept, the schema migrates.
+        for f in root.file("/var/lib/fieldlink").glob("fieldlink.db*"):
+            f.unlink()
+        made = run(MAKE_OLD_DB, root.file(db), 1)
+        self.assertEqual(made.stdout.strip(), "schema v1")
+        root.run("chown", "fieldlink:fieldlink", db)
+        with open(root.file("/etc/fieldlink/gateway.toml"), "a") as f:
+            f.write("# edited by the operator\n")
+        newer = self.next_version(work, debs)
+        for deb in newer:
+            shutil.copy(deb, root.file("/tmp/debs"))
+        root.run("dpkg", "-i", *[f"/tmp/debs/{d.name}" for d in newer])
+        version = root.run("dpkg-query", "-W", "-f=${Version}", "fieldlink-gateway").stdout
+        self.assertTrue(version.endswith(".1"), version)
+        self.assertIn("# edited by the operator", root.file("/etc/fieldlink/gateway.toml").read_text())
+        self.run_gateway_and_reader(root, port, logs, procs, "pkg-2")
+        self.assertEqual(root.run("sqlite3", db, "PRAGMA user_version").stdout.strip(), "4")
+        kept = root.run("sqlite3", db, "SELECT count(*) FROM readings WHERE device = 'before-upgrade'").stdout
+        self.assertEqual(kept.strip(), "1", "the reading stored before the upgrade is gone")
 
         # Remove keeps the data and the conffiles; purge deletes them.
         root.run("dpkg", "-r", "fieldlink-gateway", "fieldlink-reader")
@@ -173,6 +173,55 @@ class Install(unittest.TestCase):
         for name in ("fieldlink-gateway", "fieldlink-reader"):
             status = root.run("dpkg-query", "-W", "-f=${Status}", name, check=False).stdout
             self.assertNotIn("installed", status.replace("not-installed", ""), status)
+
+    def run_gateway_and_reader(self, root, port, logs, procs, device):
+        """The installed gateway and reader, as their units run them, until
+        every reading of `device` is acked; then the stored set must be exactly
+        the produced one."""
+        log = logs / f"gateway-{device}.log"
+        # setpriv execs (runuser would fork and take the SIGTERM itself).
+        gateway = root.popen(["setpriv", "--reuid=fieldlink", "--regid=fieldlink", "--init-groups", "sh", "-c",
+                              "cd /var/lib/fieldlink && exec /usr/bin/fieldlink-gateway "
+                              f"--config /etc/fieldlink/gateway.toml --broker tcp://127.0.0.1:{port}"],
+                             open(log, "wb"))
+        procs.append(gateway)
+        self.wait_for(lambda: "subscribed to" in log.read_text() or gateway.poll() is not None, 60,
+                      "the gateway to subscribe")
+        self.assertIsNone(gateway.poll(), log.read_text())
+        record = f"/var/lib/fieldlink-reader/{device}.csv"
+        reader = root.run("setpriv", "--reuid=fieldlink-reader", "--regid=fieldlink-reader", "--init-groups",
+                          "/usr/bin/fieldlink-reader", "--device", device, "--broker", f"127.0.0.1:{port}",
+                          "--flash", f"/var/lib/fieldlink-reader/{device}.flash", "--flash-sectors", "16",
+                          "--period", "20", "--batch-size", "8", "--duration", "3", "--record-file", record,
+                          check=False)
+        self.assertEqual(reader.returncode, 0, reader.stdout + reader.stderr)
+        gateway.terminate()
+        self.assertEqual(gateway.wait(timeout=60), 0, log.read_text())
+        produced = {tuple(line.split(",")[1:3]) for line in root.file(record).read_text().splitlines()}
+        self.assertGreater(len(produced), 0)
+        rows = root.run("sqlite3", "/var/lib/fieldlink/fieldlink.db",
+                        f"SELECT printf('%016x', incarnation), seq FROM readings WHERE device = '{device}'").stdout
+        stored = {tuple(r.split("|")) for r in rows.split()}
+        self.assertEqual(len(rows.split()), len(stored), "duplicate rows")
+        self.assertEqual(stored, produced)
+
+    @staticmethod
+    def next_version(work, debs):
+        """The same packages with the version one step up, as the next release."""
+        out = work / "next"
+        out.mkdir()
+        built = []
+        for deb in debs:
+            tree = out / deb.stem
+            run("dpkg-deb", "-R", deb, tree)
+            control = tree / "DEBIAN" / "control"
+            text, n = re.subn(r"(?m)^Version: (.*)$", lambda m: f"Version: {m.group(1)}.1", control.read_text())
+            assert n == 1
+            control.write_text(text)
+            target = out / deb.name.replace(".deb", "-next.deb")
+            run("dpkg-deb", "--root-owner-group", "-b", tree, target)
+            built.append(target)
+        return built
 
     @staticmethod
     def overlay_probe():
