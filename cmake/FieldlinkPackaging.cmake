@@ -58,9 +58,28 @@ foreach(script postinst postrm)
   configure_file(${_pkg_config}/debian/reader.${script} ${_pkg_out}/reader/${script} COPYONLY)
 endforeach()
 
-# Both: the copyright file Debian asks for.
+# Both: the copyright file and a changelog, as Debian asks, and the lintian
+# overrides (each says why).
+set(_changelog_date "Thu, 01 Jan 1970 00:00:00 +0000")
+if(GIT_FOUND AND _hash_rc EQUAL 0)
+  execute_process(COMMAND ${GIT_EXECUTABLE} log -1 --format=%aD WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}
+                  OUTPUT_VARIABLE _changelog_date OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+endif()
+find_program(FIELDLINK_GZIP gzip REQUIRED)
+if(NOT _hash)
+  set(_hash "unknown")
+endif()
 foreach(component gateway reader)
-  install(FILES ${_pkg_config}/debian/copyright DESTINATION share/doc/fieldlink-${component} COMPONENT ${component})
+  set(_doc share/doc/fieldlink-${component})
+  install(FILES ${_pkg_config}/debian/copyright DESTINATION ${_doc} COMPONENT ${component})
+  file(WRITE ${_pkg_out}/${component}/changelog
+       "fieldlink-${component} (${FIELDLINK_PACKAGE_VERSION}) unstable; urgency=medium\n\n"
+       "  * Built from the fieldlink source, git commit ${_hash}.\n\n"
+       " -- fieldlink maintainers <maintainers@fieldlink.invalid>  ${_changelog_date}\n")
+  execute_process(COMMAND ${FIELDLINK_GZIP} -9 -n -f ${_pkg_out}/${component}/changelog)
+  install(FILES ${_pkg_out}/${component}/changelog.gz DESTINATION ${_doc} COMPONENT ${component})
+  install(FILES ${_pkg_config}/debian/lintian/fieldlink-${component} DESTINATION share/lintian/overrides
+          COMPONENT ${component})
 endforeach()
 
 set(CPACK_GENERATOR DEB)

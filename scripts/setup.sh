@@ -14,8 +14,9 @@ packages=(
   libsystemd-dev
   # broker and tools used by the demo and the tests
   mosquitto mosquitto-clients sqlite3 python3
-  # systemd-analyze checks the shipped unit (tests/integration/test_service_unit.py)
-  systemd
+  # systemd-analyze checks the shipped unit (tests/integration/test_service_unit.py);
+  # lintian the Debian packages (tests/package)
+  systemd lintian
   # tests
   libgtest-dev libgmock-dev clang libclang-rt-14-dev clang-format
   # Cortex-M firmware

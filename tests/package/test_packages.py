@@ -6,6 +6,7 @@ install test (a throwaway root) is separate."""
 
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 import unittest
@@ -87,6 +88,17 @@ class Packages(unittest.TestCase):
         self.assertIn("--device %i", unit)
         self.assertIn("--flash /var/lib/fieldlink-reader/%i.flash", unit)
         self.assertIn("systemd", self.field("fieldlink-reader", "Depends"))
+
+    def test_lintian_is_clean(self):
+        # Every override in config/debian/lintian/ says why; anything else fails.
+        if shutil.which("lintian") is None:
+            self.fail("lintian is missing: scripts/setup.sh installs it")
+        result = subprocess.run(["lintian", "--tag-display-limit", "0", "--fail-on", "error,warning,info",
+                                 *map(str, self.debs.values())], capture_output=True, text=True, timeout=600)
+        tags = [line for line in (result.stdout + result.stderr).splitlines()
+                if not line.startswith("running with root privileges")]
+        self.assertEqual(tags, [])
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
 
     def test_maintainer_scripts(self):
         for name, tree in self.trees.items():
