@@ -1,10 +1,10 @@
 // fieldlink-gateway: wires the saver's parts together and runs until SIGINT/SIGTERM.
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <ctime>
-#include <atomic>
 #include <exception>
 #include <memory>
 #include <span>

@@ -23,8 +23,6 @@ ServiceManager::ServiceManager() {
 #endif
 }
 
-bool ServiceManager::supported() noexcept { return FIELDLINK_HAVE_LIBSYSTEMD != 0; }
-
 void ServiceManager::notify([[maybe_unused]] std::string_view message) const {
 #if FIELDLINK_HAVE_LIBSYSTEMD
     if (!notifying_) return;

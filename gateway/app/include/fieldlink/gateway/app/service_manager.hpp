@@ -14,9 +14,6 @@ class ServiceManager {
 public:
     ServiceManager();
 
-    // Whether notifications go anywhere: built with libsystemd and started
-    // with a notification socket.
-    bool notifying() const noexcept { return notifying_; }
     // How often to ping: half of WatchdogSec=, zero when no watchdog is set
     // for this process.
     std::chrono::milliseconds watchdog_interval() const noexcept { return watchdog_interval_; }
@@ -26,13 +23,10 @@ public:
     void stopping(std::string_view status) const;
     void watchdog() const;
 
-    // Built with libsystemd (for --version).
-    static bool supported() noexcept;
-
 private:
     void notify(std::string_view message) const;
 
-    bool notifying_ = false;
+    bool notifying_ = false;  // built with libsystemd and started with NOTIFY_SOCKET
     std::chrono::milliseconds watchdog_interval_{0};
 };
 
