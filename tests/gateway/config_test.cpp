@@ -306,6 +306,43 @@ TEST(Config, UpstreamBackoffIsConfigurableAndChecked) {
               std::string::npos);
 }
 
+TEST(Config, WindowIsSetPerUpstreamAndDefaultsByKind) {
+    Config config;
+    apply_toml(R"(
+[[upstream]]
+name = "broker"
+kind = "mqtt"
+uri = "tcp://127.0.0.1:1"
+[[upstream]]
+name = "db"
+kind = "postgres"
+conninfo = "host=127.0.0.1"
+[[upstream]]
+name = "db-narrow"
+kind = "postgres"
+conninfo = "host=127.0.0.1"
+window = 3
+[[upstream]]
+name = "broker-wide"
+kind = "mqtt"
+uri = "tcp://127.0.0.1:1"
+window = 64
+)",
+               "t.toml", config);
+    ASSERT_EQ(config.upstreams.size(), 4u);
+    EXPECT_EQ(make_upstream(config.upstreams[0], "gw")->window(), 4u);
+    EXPECT_EQ(make_upstream(config.upstreams[1], "gw")->window(), 8u);
+    EXPECT_EQ(make_upstream(config.upstreams[2], "gw")->window(), 3u);
+    EXPECT_EQ(make_upstream(config.upstreams[3], "gw")->window(), 64u);
+
+    config.upstreams[2].window = 17;
+    EXPECT_EQ(check_upstream(config.upstreams[2], "gw").value_or(""),
+              "upstream 'db-narrow': window 17 is not within 1..16");
+    EXPECT_NE(config_error("[[upstream]]\nname = \"a\"\nkind = \"mqtt\"\nuri = \"tcp://h:1\"\nwindow = 65\n")
+                  .find("'upstream[1].window' must be an integer from 0 to 64"),
+              std::string::npos);
+}
+
 TEST(Config, BadUpstreamsNameTheKeyAndTheUpstream) {
     const auto error = [](const std::string& table) { return config_error("[[upstream]]\n" + table); };
     EXPECT_NE(error("kind = \"mqtt\"\nuri = \"tcp://h:1\"\n").find("needs a 'name'"), std::string::npos);

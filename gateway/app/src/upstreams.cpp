@@ -32,7 +32,7 @@ MqttUpstreamSettings mqtt_settings_of(const UpstreamConfig& u, const std::string
     s.verify_host = u.verify_host;
     s.encoding = u.encoding == "json" ? ForwardEncoding::Json : ForwardEncoding::Binary;
     s.zstd_level = static_cast<int>(u.zstd_level);
-    s.window = static_cast<std::size_t>(u.window);
+    if (u.window != 0) s.window = static_cast<std::size_t>(u.window);
     s.max_message_bytes = static_cast<std::size_t>(u.max_message_bytes);
     return s;
 }
@@ -43,6 +43,7 @@ PostgresUpstreamSettings postgres_settings_of(const UpstreamConfig& u, const std
     s.conninfo = u.conninfo;
     s.gateway_id = gateway_id;
     s.table = u.table;
+    if (u.window != 0) s.window = static_cast<std::size_t>(u.window);
     return s;
 }
 

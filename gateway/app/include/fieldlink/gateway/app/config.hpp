@@ -48,7 +48,7 @@ struct UpstreamConfig {
     bool verify_host = true;
     std::string encoding = "binary";
     std::int64_t zstd_level = 0;
-    std::int64_t window = 4;
+    std::int64_t window = 0;  // 0: the kind's default (mqtt 4, postgres 8)
     std::int64_t max_message_bytes = 126 * 1024;
     // kind = "postgres"
     std::string conninfo;
