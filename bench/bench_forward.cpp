@@ -92,6 +92,7 @@ struct Options {
     std::size_t window = MqttUpstreamSettings{}.window;
     int max_inflight = MqttUpstreamSettings{}.max_inflight;
     std::size_t pg_window = PostgresUpstreamSettings{}.window;
+    std::size_t read_ahead = ForwarderSettings{}.read_ahead_chunks;
     int zstd_level = 0;
     std::int64_t rows_per_transaction = 0;
     double timeout_s = 600;
@@ -246,6 +247,7 @@ int forward(const Options& o) {
     ForwarderSettings settings;
     settings.db_path = o.db;
     settings.batch_rows = o.batch_rows;
+    settings.read_ahead_chunks = o.read_ahead;
     Forwarder forwarder(settings, std::move(upstream), clock, log);
     const auto start = Steady::now();
     forwarder.start();
@@ -265,10 +267,10 @@ int forward(const Options& o) {
         "{{\"mode\": \"forward\", \"upstream\": \"{}\", \"rows\": {}, \"forwarded_rows\": {}, \"seconds\": {:.4f}, "
         "\"connected_after_s\": {:.4f}, \"readings_per_s\": {:.0f}, \"batch_rows\": {}, \"window\": {}, "
         "\"max_inflight\": {}, \"zstd_level\": {}, \"chunks_failed\": {}, \"batches\": {}, \"payload_bytes\": {}, "
-        "\"wire_bytes\": {}}}\n",
+        "\"wire_bytes\": {}, \"read_ahead\": {}, \"chunks_read_ahead\": {}}}\n",
         o.upstream, rows, status.cursor.forwarded_rows, seconds, connected_s, static_cast<double>(rows) / seconds,
         o.batch_rows, o.upstream == "mqtt" ? o.window : o.pg_window, o.max_inflight, o.zstd_level, status.chunks_failed,
-        status.cursor.forwarded_batches, status.cursor.bytes_sent, wire);
+        status.cursor.forwarded_batches, status.cursor.bytes_sent, wire, o.read_ahead, status.chunks_read_ahead);
     return status.cursor.forwarded_rows == static_cast<std::uint64_t>(rows) && status.chunks_failed == 0 ? 0 : 1;
 }
 
@@ -576,6 +578,8 @@ int main(int argc, char** argv) {
     fwd->add_option("--upstream", o.upstream, "mqtt or postgres")->check(CLI::IsMember({"mqtt", "postgres"}));
     fwd->add_option("--log-level", o.log_level, "error, warn, info or debug");
     fwd->add_option("--pg-window", o.pg_window, "PostgreSQL upstream window")->check(CLI::Range(1, 16));
+    fwd->add_option("--read-ahead", o.read_ahead, "Chunks the forwarder reads ahead, 0 = off")
+        ->check(CLI::Range(0, 64));
     encode->add_option("--zstd", o.zstd_level, "zstd level, 0 = off")->check(CLI::Range(0, 19));
     for (CLI::App* sub : {fwd, paho}) {
         sub->add_option("--uri", o.uri, "MQTT broker URI");

@@ -93,7 +93,7 @@ def mqtt_section(tools, args, wd, base):
     results = {}
     try:
         for level in (0, args.zstd):
-            forward, ceiling = [], []
+            forward, ceiling, serial = [], [], []
             for r in range(args.rounds):
                 log(f"mqtt, zstd {level}, round {r + 1}/{args.rounds}: Paho ceiling")
                 ceiling.append(bench(tools, "paho-ceiling", "--db", base, *common, "--zstd", level))
@@ -101,10 +101,15 @@ def mqtt_section(tools, args, wd, base):
                 db = fresh_db(base, wd, "mqtt")
                 forward.append(bench(tools, "forward", "--upstream", "mqtt", "--db", db, *common, "--zstd", level))
                 log(f"  {forward[-1]['readings_per_s']:,.0f} readings/s")
+                if level == 0:
+                    db = fresh_db(base, wd, "mqtt")
+                    serial.append(bench(tools, "forward", "--upstream", "mqtt", "--db", db, *common, "--zstd", level,
+                                        "--read-ahead", 0))
+                    log(f"  {serial[-1]['readings_per_s']:,.0f} readings/s without read-ahead")
             log(f"mqtt, zstd {level}: reading and encoding alone (no network)")
             encode = bench(tools, "read-encode", "--db", base, "--batch-rows", args.batch_rows, "--zstd", level)
             results[f"zstd{level}"] = {"zstd_level": level, "forward": forward, "ceiling": ceiling,
-                                       "read_encode": encode}
+                                       "read_encode": encode, "forward_no_read_ahead": serial}
     finally:
         broker.stop()
     return results
@@ -114,7 +119,7 @@ def mqtt_section(tools, args, wd, base):
 
 
 def pg_section(tools, server, args, wd, base):
-    forward, bulk, per_chunk = [], [], []
+    forward, bulk, per_chunk, serial = [], [], [], []
     for r in range(args.rounds):
         log(f"postgres, round {r + 1}/{args.rounds}: COPY ceiling (one transaction)")
         bulk.append(bench(tools, "copy-ceiling", "--db", base, "--conninfo", server.conninfo, "--table", COPY_TABLE,
@@ -124,17 +129,22 @@ def pg_section(tools, server, args, wd, base):
                                COPY_TABLE, "--batch-rows", args.batch_rows, "--gateway-id", GATEWAY_ID,
                                "--rows-per-transaction", args.batch_rows))
         log(f"  {per_chunk[-1]['readings_per_s']:,.0f} readings/s; forwarder")
-        server.query(f"DROP TABLE IF EXISTS {COPY_TABLE}; DROP TABLE IF EXISTS fieldlink_readings; CHECKPOINT")
-        db = fresh_db(base, wd, "postgres")
-        run = bench(tools, "forward", "--upstream", "postgres", "--db", db, "--conninfo", server.conninfo,
-                    "--batch-rows", args.batch_rows, "--gateway-id", GATEWAY_ID)
-        rows, keys = server.rows("SELECT count(*), count(DISTINCT (device, incarnation, seq)) FROM fieldlink_readings")[0]
-        if int(rows) != run["rows"] or int(keys) != run["rows"]:
-            raise AssertionError(f"fieldlink_readings has {rows} rows, {keys} keys; expected {run['rows']}")
-        run["table_rows"] = int(rows)
-        forward.append(run)
-        log(f"  {run['readings_per_s']:,.0f} readings/s ({rows} rows in the table)")
-    return {"forward": forward, "ceiling": bulk, "copy_per_chunk": per_chunk}
+        server.query(f"DROP TABLE IF EXISTS {COPY_TABLE}; CHECKPOINT")
+        for read_ahead, runs in ((None, forward), (0, serial)):
+            server.query("DROP TABLE IF EXISTS fieldlink_readings; CHECKPOINT")
+            db = fresh_db(base, wd, "postgres")
+            extra = [] if read_ahead is None else ["--read-ahead", read_ahead]
+            run = bench(tools, "forward", "--upstream", "postgres", "--db", db, "--conninfo", server.conninfo,
+                        "--batch-rows", args.batch_rows, "--gateway-id", GATEWAY_ID, *extra)
+            rows, keys = server.rows(
+                "SELECT count(*), count(DISTINCT (device, incarnation, seq)) FROM fieldlink_readings")[0]
+            if int(rows) != run["rows"] or int(keys) != run["rows"]:
+                raise AssertionError(f"fieldlink_readings has {rows} rows, {keys} keys; expected {run['rows']}")
+            run["table_rows"] = int(rows)
+            runs.append(run)
+            log(f"  {run['readings_per_s']:,.0f} readings/s ({rows} rows in the table)"
+                f"{'' if read_ahead is None else ' without read-ahead'}")
+    return {"forward": forward, "ceiling": bulk, "copy_per_chunk": per_chunk, "forward_no_read_ahead": serial}
 
 
 # --- ingest while the forwarder drains ----------------------------------------------------------------
@@ -233,6 +243,9 @@ def summarise(r):
             "messages": f0["batches"], "zstd_level": m["zstd_level"],
             "read_encode_readings_per_s": m["read_encode"]["readings_per_s"],
             "read_per_s": m["read_encode"]["read_per_s"], "encode_per_s": m["read_encode"]["encode_per_s"]}
+        if m.get("forward_no_read_ahead"):
+            serial = median_of(m["forward_no_read_ahead"])
+            s[f"mqtt_{key}"].update(no_read_ahead_readings_per_s=round(serial), no_read_ahead_ratio=ratio(serial, ceil))
     p = r["postgres"]
     fwd, ceil, chunked = median_of(p["forward"]), median_of(p["ceiling"]), median_of(p["copy_per_chunk"])
     after = after_connect(p["forward"])
@@ -242,6 +255,9 @@ def summarise(r):
         "copy_per_chunk_readings_per_s": round(chunked), "ratio_to_copy_per_chunk": ratio(fwd, chunked),
         "payload_bytes_per_reading": round(statistics.median(x["payload_bytes"] / x["rows"] for x in p["forward"]), 2),
         "wire_bytes_per_reading": round(statistics.median(x["wire_bytes"] / x["rows"] for x in p["forward"]), 2)}
+    if p.get("forward_no_read_ahead"):
+        serial = median_of(p["forward_no_read_ahead"])
+        s["postgres"].update(no_read_ahead_readings_per_s=round(serial), no_read_ahead_ratio=ratio(serial, ceil))
     if r.get("ingest"):
         base = r["ingest"]["none"]["readings_per_s"]
         s["ingest"] = {k: {"readings_per_s": v["readings_per_s"], "ratio": ratio(v["readings_per_s"], base),
@@ -265,6 +281,10 @@ def report_rows(r):
         rows.append((f"forwarder -> Mosquitto, {label} (from connect: {m['forward_after_connect_readings_per_s']:,}/s, "
                      f"{m['ratio_after_connect']})", m["forward_readings_per_s"], m["ratio"], ">= 0.9",
                      m["ratio"] is not None and m["ratio"] >= 0.9, rates(runs["forward"])))
+        if "no_read_ahead_readings_per_s" in m:
+            rows.append(("reference: the same forwarder without read-ahead (read_ahead_chunks 0)",
+                         m["no_read_ahead_readings_per_s"], m["no_read_ahead_ratio"], "", None,
+                         rates(runs["forward_no_read_ahead"])))
         rows.append((f"ceiling: plain Paho publisher, same chunks, {label}", m["ceiling_readings_per_s"], 1, "", None,
                      rates(runs["ceiling"])))
         rows.append((f"reference: SQLite read + encode alone, one thread, no network, {label} (read "
@@ -274,6 +294,10 @@ def report_rows(r):
     rows.append((f"forwarder -> PostgreSQL (from connect: {p['forward_after_connect_readings_per_s']:,}/s, "
                  f"{p['ratio_after_connect']})", p["forward_readings_per_s"],
                  p["ratio"], ">= 0.8", p["ratio"] is not None and p["ratio"] >= 0.8, rates(r["postgres"]["forward"])))
+    if "no_read_ahead_readings_per_s" in p:
+        rows.append(("reference: the same forwarder without read-ahead (read_ahead_chunks 0)",
+                     p["no_read_ahead_readings_per_s"], p["no_read_ahead_ratio"], "", None,
+                     rates(r["postgres"]["forward_no_read_ahead"])))
     rows.append(("ceiling: plain binary COPY, one transaction", p["ceiling_readings_per_s"], 1, "", None,
                  rates(r["postgres"]["ceiling"])))
     rows.append((f"reference: plain binary COPY, one transaction per {r['settings']['batch_rows']} rows",

@@ -1,6 +1,7 @@
 // The forwarder's cursor logic against a real SQLite file and a fake upstream
 // whose chunks the test confirms or fails by hand.
 #include "fieldlink/gateway/forward/forwarder.hpp"
+#include "fieldlink/gateway/forward/read_ahead.hpp"
 
 #include <gtest/gtest.h>
 
@@ -319,6 +320,106 @@ TEST_F(ForwarderTest, AfterALongOutageFreshReadingsGoFirstAndTheBacklogFollows) 
     })) << "the lanes merge once the backlog is through";
     forwarder.stop();
     EXPECT_EQ(fake.confirmed_ids().size(), 5300u) << "nothing fell between the lanes";
+}
+
+// ReadAhead hands out exactly what reading at that moment would return.
+class ReadAheadTest : public ForwarderTest {
+protected:
+    // Takes the chunk at `from`, following there first; empty if the read-ahead does not have it.
+    std::optional<std::vector<ForwardRow>> take_at(ReadAhead& ahead, std::int64_t from, std::int64_t end) {
+        ahead.follow(from, end);
+        return ahead.take(from, end, reader_);
+    }
+
+    ForwardStore reader_{options_.path, 1000};
+};
+
+TEST_F(ReadAheadTest, ChunksAreTheRowsAReadNowReturnsAndAPartialOpenTailIsLeftToTheCaller) {
+    store_readings(3500);
+    ReadAhead ahead(options_.path, 1000, 1000, 2);
+    std::int64_t from = 1;
+    for (int chunk = 0; chunk < 3; ++chunk) {
+        const auto rows = take_at(ahead, from, 0);
+        ASSERT_TRUE(rows.has_value()) << "chunk " << chunk;
+        EXPECT_EQ(*rows, reader_.read_rows(from, 0, 1000)) << "chunk " << chunk;
+        from = rows->back().id + 1;
+    }
+    EXPECT_EQ(from, 3001);
+    EXPECT_FALSE(take_at(ahead, from, 0).has_value()) << "500 rows of an open range may still grow";
+    store_readings(500, 3501);
+    const auto grown = take_at(ahead, from, 0);
+    ASSERT_TRUE(grown.has_value()) << "a full chunk once the rows are there";
+    EXPECT_EQ(grown->size(), 1000u);
+    EXPECT_EQ(grown->front().id, 3001);
+    EXPECT_EQ(ahead.hits(), 4u);
+    EXPECT_EQ(ahead.last_error(), "");
+}
+
+TEST_F(ReadAheadTest, AClosedRangeEndsWithItsPartialChunkAndARewindStartsOver) {
+    store_readings(3000);
+    ReadAhead ahead(options_.path, 1000, 1000, 2);
+    const auto first = take_at(ahead, 1, 1501);
+    ASSERT_TRUE(first.has_value());
+    EXPECT_EQ(first->size(), 1000u);
+    // Without follow(): the chunk after the last one taken is read ahead on its own.
+    const auto rest = ahead.take(1001, 1501, reader_);
+    ASSERT_TRUE(rest.has_value());
+    EXPECT_EQ(*rest, reader_.read_rows(1001, 1501, 1000));
+    EXPECT_EQ(rest->back().id, 1500) << "the range's end bounds the partial chunk";
+    EXPECT_FALSE(ahead.take(1501, 1501, reader_).has_value()) << "nothing past the end";
+    const auto again = take_at(ahead, 1, 1501);  // a rewind, as after a failed chunk
+    ASSERT_TRUE(again.has_value());
+    EXPECT_EQ(*again, *first);
+    EXPECT_FALSE(ahead.take(1001, 0, reader_).has_value()) << "another range is not what was read";
+}
+
+TEST_F(ReadAheadTest, AChunkWhoseFirstRowWasDeletedIsNotHandedOut) {
+    store_readings(3000);
+    ReadAhead ahead(options_.path, 1000, 1000, 2);
+    ASSERT_TRUE(take_at(ahead, 1, 0).has_value());
+    ASSERT_TRUE(eventually([&] { return ahead.ready() == 2; })) << "1001.. and 2001.. read ahead";
+    sqlite::Database db(options_.path);
+    db.exec("DELETE FROM readings WHERE id < 1011");  // retention: the oldest go first
+    EXPECT_FALSE(ahead.take(1001, 0, reader_).has_value()) << "rows retention deleted must not be sent";
+    const auto now = take_at(ahead, 1001, 0);  // read again from there
+    ASSERT_TRUE(now.has_value());
+    EXPECT_EQ(*now, reader_.read_rows(1001, 0, 1000));
+    EXPECT_EQ(now->front().id, 1011);
+}
+
+TEST_F(ForwarderTest, TheBacklogIsReadAheadAndEveryRowGoesOnce) {
+    store_readings(20'000);
+    auto upstream = std::make_unique<FakeUpstream>(2);
+    FakeUpstream& fake = *upstream;
+    Forwarder forwarder(settings(), std::move(upstream), clock_, test::quiet_logger());
+    forwarder.start();
+    // One chunk at a time, so the read-ahead has the next ones ready while the upstream "sends".
+    for (int round = 0; round < 20; ++round) {
+        ASSERT_TRUE(eventually([&] { return fake.pending() > 0; })) << "round " << round;
+        std::this_thread::sleep_for(5ms);
+        fake.end(fake.pending_in_order()[0], true);
+    }
+    ASSERT_TRUE(eventually([&] { return saved_cursor().next_id == 20'001; }));
+    forwarder.stop();
+    const auto seen = fake.ids_seen();
+    EXPECT_EQ(seen.size(), 20'000u) << "no row twice, none skipped";
+    EXPECT_EQ(std::set<std::int64_t>(seen.begin(), seen.end()).size(), 20'000u);
+    EXPECT_GT(forwarder.status().chunks_read_ahead, 0u) << "the read-ahead served the backlog";
+}
+
+TEST_F(ForwarderTest, WithoutReadAheadTheSameRowsGo) {
+    store_readings(5000);
+    auto upstream = std::make_unique<FakeUpstream>(2);
+    FakeUpstream& fake = *upstream;
+    fake.set_auto_confirm(true);
+    ForwarderSettings s = settings();
+    s.read_ahead_chunks = 0;
+    Forwarder forwarder(s, std::move(upstream), clock_, test::quiet_logger());
+    forwarder.start();
+    ASSERT_TRUE(eventually([&] { return saved_cursor().next_id == 5001; }));
+    forwarder.stop();
+    EXPECT_EQ(fake.ids_seen().size(), 5000u);
+    EXPECT_EQ(forwarder.status().chunks_read_ahead, 0u);
 }
 
 }  // namespace

@@ -68,6 +68,22 @@ TEST(Crc32, Incremental) {
     EXPECT_EQ(fp::crc32(p + 4, 5, fp::crc32(p, 4)), 0xCBF43926u);
 }
 
+TEST(Crc32, FastEqualsTheNibbleLoopForEveryLengthAlignmentAndStart) {
+    const char* text = "123456789";
+    EXPECT_EQ(fp::crc32_fast(reinterpret_cast<const std::uint8_t*>(text), 9), 0xCBF43926u);
+    EXPECT_EQ(fp::crc32_fast(nullptr, 0), 0u);
+    std::mt19937 random(7);
+    std::vector<std::uint8_t> bytes(300);
+    for (auto& b : bytes) b = static_cast<std::uint8_t>(random());
+    for (std::size_t offset = 0; offset < 8; ++offset) {
+        for (std::size_t length = 0; length + offset <= bytes.size(); length += 1 + length / 16) {
+            const std::uint8_t* p = bytes.data() + offset;
+            ASSERT_EQ(fp::crc32_fast(p, length), fp::crc32(p, length)) << "offset " << offset << ", length " << length;
+            ASSERT_EQ(fp::crc32_fast(p, length, 0x12345678u), fp::crc32(p, length, 0x12345678u));
+        }
+    }
+}
+
 TEST(Batch, RoundTripEverySize) {
     for (std::uint16_t count : {1, 2, 31, 100, 511, 512}) {
         Bytes b = make_batch(count);

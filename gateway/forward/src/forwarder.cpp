@@ -52,6 +52,10 @@ void Forwarder::run() {
         try {
             if (!store_) {
                 store_ = std::make_unique<ForwardStore>(settings_.db_path, settings_.busy_timeout_ms);
+                if (settings_.read_ahead_chunks > 0) {
+                    read_ahead_ = std::make_unique<ReadAhead>(settings_.db_path, settings_.busy_timeout_ms,
+                                                              settings_.batch_rows, settings_.read_ahead_chunks);
+                }
                 cursor_ = store_->load_cursor(upstream_->name());
                 backlog_pending_.reset();
                 live_pending_.reset();
@@ -105,6 +109,7 @@ void Forwarder::run() {
             cv_.wait_for(lock, backoff_, [this] { return stopping_; });
             lock.unlock();
             backoff_ = std::min(backoff_ * 2, settings_.retry_max);
+            read_ahead_.reset();
             store_.reset();
             failed_ = false;
         }
@@ -209,7 +214,12 @@ void Forwarder::fill_window() {
 
 bool Forwarder::send_from(Lane& lane) {
     if (lane.limit != 0 && lane.send_next >= lane.limit) return false;
-    std::vector<ForwardRow> rows = store_->read_rows(lane.send_next, lane.limit, settings_.batch_rows);
+    // The backlog lane reads ahead (the live lane is at the tail, where chunks are still growing).
+    ReadAhead* const ahead = &lane == &backlog_ ? read_ahead_.get() : nullptr;
+    std::optional<std::vector<ForwardRow>> read_before;
+    if (ahead != nullptr) read_before = ahead->take(lane.send_next, lane.limit, *store_);
+    std::vector<ForwardRow> rows =
+        read_before ? std::move(*read_before) : store_->read_rows(lane.send_next, lane.limit, settings_.batch_rows);
     if (rows.empty()) return false;
     if (rows.size() < settings_.batch_rows && lane.limit == 0) {
         // A partial chunk of fresh rows waits a little for company, bounded by batch_delay.
@@ -227,6 +237,12 @@ bool Forwarder::send_from(Lane& lane) {
     sent.rows = rows.size();
     lane.sent.push_back(sent);
     lane.send_next = sent.end_id;
+    if (read_before) {
+        std::lock_guard lock(mutex_);
+        ++status_.chunks_read_ahead;
+    } else if (ahead != nullptr && sent.rows == settings_.batch_rows) {
+        ahead->follow(sent.end_id, lane.limit);  // a full chunk: more may follow it
+    }
     const std::uint64_t sequence = sent.sequence;
     upstream_->send(Chunk{sequence, std::move(rows)}, [this, sequence](ChunkResult result) {
         {

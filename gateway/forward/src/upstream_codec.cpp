@@ -69,7 +69,7 @@ std::vector<std::uint8_t> encode_binary(std::string_view gateway, std::string_vi
         le::put_u64(p + 46, static_cast<std::uint64_t>(row.received_unix_ms));
         p += kForwardRecordSize;
     }
-    le::put_u32(p, protocol::crc32(out.data(), out.size() - protocol::kCrcSize));
+    le::put_u32(p, protocol::crc32_fast(out.data(), out.size() - protocol::kCrcSize));
     return out;
 }
 
@@ -99,7 +99,7 @@ ForwardBatch decode_binary(std::span<const std::uint8_t> data) {
     if (data[2] != protocol::kVersion) bad("unsupported version");
     if (data[3] != kForwardBatchKind) bad("not a forwarded batch (kind 05)");
     const std::size_t body = data.size() - protocol::kCrcSize;
-    if (protocol::crc32(data.data(), body) != le::get_u32(data.data() + body)) bad("bad checksum");
+    if (protocol::crc32_fast(data.data(), body) != le::get_u32(data.data() + body)) bad("bad checksum");
     ForwardBatch batch;
     std::size_t at = 4;
     const auto text = [&](std::size_t max) {

@@ -32,6 +32,7 @@
 #include <thread>
 #include <vector>
 
+#include "fieldlink/gateway/forward/read_ahead.hpp"
 #include "fieldlink/gateway/forward/upstream.hpp"
 #include "fieldlink/gateway/ingest/clock.hpp"
 #include "fieldlink/gateway/ingest/log.hpp"
@@ -49,6 +50,7 @@ struct ForwarderSettings {
     std::uint64_t max_bytes_per_s = 0;           // 0: no cap; else a token bucket of one second
     std::chrono::milliseconds retry_min{500};    // backoff after a failed connect or chunk, doubling...
     std::chrono::milliseconds retry_max{30000};  // ...up to this
+    std::size_t read_ahead_chunks = 2;           // chunks read ahead on a thread of their own; 0: off
 };
 
 // A snapshot for stats, metrics and tests.
@@ -60,6 +62,7 @@ struct ForwarderStatus {
     std::int64_t lag_rows = 0;        // stored readings not yet confirmed
     std::uint64_t chunks_failed = 0;  // chunks that ended unconfirmed (sent again)
     std::uint64_t connect_failures = 0;
+    std::uint64_t chunks_read_ahead = 0;  // chunks that came from the read-ahead, not read on the forwarder thread
     std::string last_error;
 };
 
@@ -136,6 +139,7 @@ private:
 
     // Forwarder thread only.
     std::unique_ptr<ForwardStore> store_;
+    std::unique_ptr<ReadAhead> read_ahead_;  // the backlog lane's next chunks; none with read_ahead_chunks 0
     ForwardCursor cursor_;
     Lane backlog_;
     std::optional<Lane> live_;
