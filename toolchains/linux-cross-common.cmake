@@ -6,7 +6,9 @@
 #
 # Where the target's libraries come from, in this order:
 #  - FIELDLINK_SYSROOT (cache variable or environment): a copy of a Pi's root
-#    file system (/usr and /lib, e.g. rsync'ed off the Pi); used as --sysroot.
+#    file system (/usr and /lib, e.g. rsync'ed off the Pi, its -dev packages and
+#    libpq-dev installed; docs/operations.md); used as --sysroot, and the only
+#    source: neither multiarch nor the extra root below. target.cross.sysroot tests it.
 #  - otherwise Debian multiarch on this machine: dpkg --add-architecture and the
 #    target's -dev packages (scripts/setup-cross.sh installs them), found under
 #    /usr/lib/<triplet> and /usr/include/<triplet>. libpq-dev cannot be installed
@@ -37,6 +39,10 @@ if(NOT DEFINED FIELDLINK_CROSS_EXTRA_ROOT)
 endif()
 get_filename_component(FIELDLINK_CROSS_EXTRA_ROOT "${FIELDLINK_CROSS_EXTRA_ROOT}" ABSOLUTE)
 set(FIELDLINK_CROSS_EXTRA_ROOT "${FIELDLINK_CROSS_EXTRA_ROOT}" CACHE PATH "Extra target files (libpq-dev) unpacked by scripts/setup-cross.sh")
+# try_compile reads this file again, in the same process, without the cache: it must take the
+# same branch, or its set(ENV{PKG_CONFIG_LIBDIR}) below points the outer project's pkg-config
+# back at multiarch and the default extra root (a sysroot build then took libsystemd.pc from the host).
+list(APPEND CMAKE_TRY_COMPILE_PLATFORM_VARIABLES FIELDLINK_SYSROOT FIELDLINK_CROSS_EXTRA_ROOT)
 
 if(FIELDLINK_SYSROOT)
   set(CMAKE_SYSROOT "${FIELDLINK_SYSROOT}")
