@@ -506,6 +506,63 @@ TEST_F(SaverTest, GroupCommitAcksEachDeviceOncePerCommit) {
     ASSERT_EQ(publisher_.acks_for("dev-b").size(), 1u);
 }
 
+TEST_F(SaverTest, AMessageTheDatabaseRefusesEveryTimeIsDeadLetteredAndThePipelineMovesOn) {
+    // A constraint the rows cannot pass, every time: seq 7 of dev-a (value 7.5).
+    db().exec(
+        "CREATE TRIGGER refuse_one BEFORE INSERT ON readings WHEN NEW.device = 'dev-a' AND NEW.value = 7.5"
+        " BEGIN SELECT RAISE(ABORT, 'refused by the test'); END");
+    SaverSettings settings;
+    settings.batch_max_rows = 1000;
+    settings.queue_capacity = 100;
+    settings.retry_min = std::chrono::milliseconds(1);
+    settings.retry_max = std::chrono::milliseconds(2);
+    Saver saver(settings, *store_, publisher_, clock_, test::quiet_logger(), stats_);
+    BatchSpec spec;
+    spec.count = 1;
+    for (std::uint64_t i = 1; i <= 10; ++i) {  // one group of 20 messages
+        spec.first_seq = i;
+        ASSERT_TRUE(submit(saver, spec, "dev-a"));
+        ASSERT_TRUE(submit(saver, spec, "dev-b"));
+    }
+    saver.start();
+    saver.flush();
+
+    EXPECT_EQ(count(db(), "SELECT count(*) FROM readings WHERE device = 'dev-b'"), 10);
+    EXPECT_EQ(count(db(), "SELECT count(*) FROM readings WHERE device = 'dev-a'"), 9);
+    EXPECT_EQ(count(db(), "SELECT count(*) FROM readings WHERE device = 'dev-a' AND seq = 7"), 0);
+    ASSERT_EQ(count(db(), "SELECT count(*) FROM dead_letters"), 1);
+    EXPECT_EQ(count(db(),
+                    "SELECT count(*) FROM dead_letters WHERE error = 'store_rejected'"
+                    " AND topic = 'fieldlink/v1/dev-a/up'"),
+              1);
+    // The dead letter holds the batch itself, re-encoded: it decodes to seq 7's reading.
+    sqlite::Statement payload = db().prepare("SELECT hex(payload) FROM dead_letters");
+    ASSERT_TRUE(payload.step());
+    const std::string hex = payload.column_text(0);
+    payload.reset();
+    std::vector<std::uint8_t> bytes;
+    for (std::size_t i = 0; i + 1 < hex.size(); i += 2) {
+        bytes.push_back(static_cast<std::uint8_t>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+    }
+    protocol::BatchView view;
+    ASSERT_EQ(protocol::decode_batch(bytes.data(), bytes.size(), &view), protocol::CodecResult::Ok);
+    EXPECT_EQ(view.header.first_seq, 7u);
+    EXPECT_EQ(view.header.count, 1u);
+    EXPECT_EQ(view.record(0).value, 7.5);
+
+    ASSERT_FALSE(publisher_.acks_for("dev-a").empty());
+    EXPECT_EQ(publisher_.acks_for("dev-a").back().watermark, 10u) << "the refused batch does not hold the window";
+    EXPECT_EQ(publisher_.acks_for("dev-b").back().watermark, 10u);
+    EXPECT_EQ(stats_.snapshot().dead_letters, 1u);
+    EXPECT_GE(stats_.snapshot().commit_failures, 1u);
+
+    spec.first_seq = 11;  // and the next batch goes as usual
+    ASSERT_TRUE(submit(saver, spec, "dev-a"));
+    saver.flush();
+    EXPECT_EQ(publisher_.acks_for("dev-a").back().watermark, 11u);
+    EXPECT_EQ(count(db(), "SELECT count(*) FROM readings WHERE device = 'dev-a'"), 10);
+}
+
 TEST_F(SaverTest, FullQueueBlocksTheProducerUntilTheWriterDrainsIt) {
     // Writer not started yet: the queue (capacity 2) fills and the third submit blocks.
     SaverSettings settings;

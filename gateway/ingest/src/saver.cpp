@@ -1,5 +1,7 @@
 #include "fieldlink/gateway/ingest/saver.hpp"
 
+#include <sqlite3.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <exception>
@@ -8,6 +10,7 @@
 #include <string>
 #include <utility>
 
+#include "fieldlink/gateway/store/sqlite.hpp"
 #include "fieldlink/protocol/codec.hpp"
 #include "fieldlink/protocol/topics.hpp"
 
@@ -182,14 +185,89 @@ std::chrono::steady_clock::time_point Saver::beat_if_due() {
     return next_beat_;
 }
 
-void Saver::commit_with_retry(const std::vector<Queued>& group) {
+namespace {
+
+// Errors that come from what is being stored, not from the disk or a lock: the same
+// message fails the same way on every retry, so retrying the group would stall it forever.
+bool refused_for_content(const std::exception& e) {
+    const auto* error = dynamic_cast<const sqlite::Error*>(&e);
+    if (error == nullptr) return false;
+    switch (error->code()) {
+        case SQLITE_CONSTRAINT:
+        case SQLITE_MISMATCH:
+        case SQLITE_TOOBIG:
+        case SQLITE_RANGE: return true;
+        default: return false;
+    }
+}
+
+// A refused batch as a dead letter: re-encoded in the binary form, under its device's up topic.
+Rejected dead_letter_of(const Inbound& message, const std::string& reason) {
+    Rejected rejected;
+    rejected.error = "store_rejected";
+    rejected.detail = reason;
+    const std::string* device = nullptr;
+    protocol::TopicKind kind = protocol::TopicKind::Up;
+    if (const auto* batch = std::get_if<ReadingBatch>(&message)) {
+        device = &batch->device;
+        rejected.payload.resize(protocol::kBatchHeaderSize + batch->body.records.size() * protocol::kRecordSize +
+                                protocol::kCrcSize);
+        std::size_t written = 0;
+        if (protocol::encode_batch(batch->body.header, batch->body.records.data(), rejected.payload.data(),
+                                   rejected.payload.size(), &written) == protocol::CodecResult::Ok) {
+            rejected.payload.resize(written);
+        } else {
+            rejected.payload.clear();
+        }
+    } else if (const auto* status = std::get_if<DeviceStatus>(&message)) {
+        device = &status->device;
+        kind = protocol::TopicKind::Status;
+    } else if (const auto* health = std::get_if<DeviceTelemetry>(&message)) {
+        device = &health->device;
+        kind = protocol::TopicKind::Telemetry;
+    }
+    if (device != nullptr) {
+        char topic[protocol::kMaxTopicLength + 1] = {};
+        const std::size_t length = protocol::format_topic(device->data(), device->size(), kind, topic, sizeof topic);
+        rejected.topic.assign(topic, length);
+    }
+    return rejected;
+}
+
+}  // namespace
+
+void Saver::commit_with_retry(std::span<const Queued> group, const std::string* refused) {
     auto backoff = settings_.retry_min;
     int failures_while_stopping = 0;
     for (;;) {
         try {
-            commit_group(group);
+            commit_group(group, refused);
             return;
         } catch (const std::exception& e) {
+            if (refused != nullptr && refused_for_content(e)) {
+                ++stats_.commit_failures;
+                log_.error("database refuses even the dead letter of a message ({}); it is not acked", e.what());
+                return;
+            }
+            if (refused_for_content(e)) {
+                ++stats_.commit_failures;
+                if (group.size() > 1) {
+                    log_.warn(
+                        "database refused a commit of {} messages ({}); committing them in halves to find "
+                        "the message it refuses",
+                        group.size(), e.what());
+                    commit_with_retry(group.first(group.size() / 2));
+                    commit_with_retry(group.subspan(group.size() / 2));
+                    return;
+                }
+                const std::string reason = e.what();
+                log_.error(
+                    "database refuses a message every time ({}); it goes to dead_letters as store_rejected "
+                    "and is acked, so its device moves on",
+                    reason);
+                commit_with_retry(group, &reason);
+                return;
+            }
             ++stats_.commit_failures;
             bool stopping = false;
             {
@@ -222,7 +300,7 @@ void Saver::commit_with_retry(const std::vector<Queued>& group) {
     }
 }
 
-void Saver::commit_group(const std::vector<Queued>& group) {
+void Saver::commit_group(std::span<const Queued> group, const std::string* refused) {
     std::unique_ptr<StoreTransaction> transaction = store_.begin();
     // Changes to in-memory state are staged here and kept only if the commit succeeds.
     // A snapshot in `touched` is this commit's own copy: the tracker may evict its
@@ -238,11 +316,22 @@ void Saver::commit_group(const std::vector<Queued>& group) {
     std::uint64_t filled = 0;
 
     for (const Queued& queued : group) {
+        if (refused != nullptr && !std::holds_alternative<Rejected>(queued.message)) {
+            transaction->add_dead_letter(dead_letter_of(queued.message, *refused), queued.received_unix_ms);
+            ++dead_letters;
+        }
         if (const auto* batch = std::get_if<ReadingBatch>(&queued.message)) {
             const protocol::BatchHeader& header = batch->body.header;
             const DeviceKey key{batch->device, header.incarnation};
             auto state = touched.find(key);
             if (state == touched.end()) state = touched.emplace(key, tracker_.snapshot(key)).first;
+            if (refused != nullptr) {
+                // Kept in dead_letters instead: acked like a stored batch, so the device's window moves on.
+                state->second.add(header.first_seq, header.first_seq + (batch->body.records.size() - 1));
+                state->second.apply_floor(header.floor_seq);
+                tracker_.settle(key, state->second);
+                continue;
+            }
 
             std::optional<std::int64_t> offset;
             if (header.offset_known) {
@@ -265,6 +354,8 @@ void Saver::commit_group(const std::vector<Queued>& group) {
             state->second.apply_floor(header.floor_seq);
             // Past ranges dropped at the cap? The rows just inserted are visible to the reload.
             tracker_.settle(key, state->second);
+        } else if (refused != nullptr) {
+            continue;  // a status or telemetry message: only its dead letter
         } else if (const auto* status = std::get_if<DeviceStatus>(&queued.message)) {
             transaction->upsert_device(*status, queued.received_unix_ms);
             ++statuses;

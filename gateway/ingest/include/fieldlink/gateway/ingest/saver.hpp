@@ -121,9 +121,15 @@ private:
     };
 
     void run_writer();
-    void commit_with_retry(const std::vector<Queued>& group);
+    // Commits the group, retrying what the store cannot do now (a full or failing disk, a
+    // lock) with backoff. What the store refuses for its content every time (a constraint, a
+    // value it cannot hold) is split off: halves are committed on their own, and one message
+    // refused alone is dead-lettered ("store_rejected") and acked, so the pipeline moves on.
+    // With `refused`, the group's one message is dead-lettered with that reason (see commit_group).
+    void commit_with_retry(std::span<const Queued> group, const std::string* refused = nullptr);
     // One attempt: a transaction over the whole group, then acks. Throws on any store error.
-    void commit_group(const std::vector<Queued>& group);
+    // With `refused` (a group of one), its batch goes to dead_letters instead of readings.
+    void commit_group(std::span<const Queued> group, const std::string* refused = nullptr);
     void publish_ack(const DeviceKey& key, std::uint64_t watermark);
     // Warns once per change of a device's count of readings its store dropped.
     void report_drops(const DeviceTelemetry& telemetry);
