@@ -21,6 +21,8 @@ packages=(
   libgtest-dev libgmock-dev clang libclang-rt-14-dev clang-format
   # Cortex-M firmware
   gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib
+  # Cortex-M image tests (boards/mps2-an385 boots in qemu-system-arm -M mps2-an385)
+  qemu-system-arm
 )
 
 missing=()

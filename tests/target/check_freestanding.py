@@ -13,6 +13,9 @@ the object that references it.
   check_freestanding.py --nm ... --expect-reject malloc calls_malloc.o
       self-test: succeeds only if the given files ARE rejected for each named
       symbol (shows the check can fail).
+  check_freestanding.py --nm ... --linked image.elf
+      a linked image: every symbol counts, defined ones too (in an image the
+      heap or the unwinder would be linked in, not left undefined).
 
 Exit codes: 0 clean (or rejected as expected), 1 forbidden symbols found (or an
 expected rejection did not happen), 2 usage error, missing library, or nm failure.
@@ -98,6 +101,8 @@ def main():
                         help="library that must have been built (name without lib and .a)")
     parser.add_argument("--expect-reject", action="append", default=[], metavar="SYMBOL",
                         help="self-test: the files must be rejected for this symbol")
+    parser.add_argument("--linked", action="store_true",
+                        help="the files are linked images: check defined symbols too")
     parser.add_argument("files", nargs="*", help="further .a or .o files to check")
     args = parser.parse_args()
 
@@ -123,20 +128,23 @@ def main():
     objects = 0
     for path in paths:
         objects += object_count(args.ar, path)
-        for line in run([args.nm, "-A", "-P", "-u", path]).splitlines():
+        nm_args = ["-A", "-P"] if args.linked else ["-A", "-P", "-u"]
+        for line in run([args.nm, *nm_args, path]).splitlines():
             match = NM_LINE.match(line)
-            if not match or match["type"] not in "Uw":
+            if not match or (not args.linked and match["type"] not in "Uw"):
                 continue
             undefined.add(match["symbol"])
             reason = forbidden_reason(match["symbol"])
             if reason:
                 violations.append((match["where"], match["symbol"], reason))
 
-    print(f"checked {len(paths)} file(s), {objects} object(s), {len(undefined)} distinct undefined symbol(s):")
+    kind = "symbol(s)" if args.linked else "undefined symbol(s)"
+    print(f"checked {len(paths)} file(s), {objects} object(s), {len(undefined)} distinct {kind}:")
     for path in paths:
         print(f"  {path}")
-    print("forbidden undefined symbols: " + " ".join(pattern for pattern, _ in FORBIDDEN))
-    print("undefined symbols referenced: " + (" ".join(sorted(undefined)) or "(none)"))
+    print(f"forbidden {'' if args.linked else 'undefined '}symbols: " + " ".join(pattern for pattern, _ in FORBIDDEN))
+    if not args.linked:  # an image's full symbol list is too long to be useful here
+        print("undefined symbols referenced: " + (" ".join(sorted(undefined)) or "(none)"))
     for where, symbol, reason in violations:
         readable = demangle(args.cxxfilt, symbol)
         shown = symbol if readable == symbol else f"{symbol} ({readable})"
