@@ -11,6 +11,8 @@ edited conffile keeps both and migrates the schema; then remove keeps the
 database and the conffiles, and purge deletes them.
 Needs root (mount namespaces); skipped otherwise."""
 
+import contextlib
+import fcntl
 import os
 import re
 import shutil
@@ -28,8 +30,32 @@ INNER = os.environ.get("FIELDLINK_INSTALL_NS") == "1"
 
 
 def run(*argv, check=True, **kw):
-    return subprocess.run([str(a) for a in argv], check=check, capture_output=True, text=True, timeout=600,
+    done = subprocess.run([str(a) for a in argv], check=False, capture_output=True, text=True, timeout=600,
                           stdin=subprocess.DEVNULL, **kw)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, argv))} exited {done.returncode}:\n{done.stdout}{done.stderr}")
+    return done
+
+
+@contextlib.contextmanager
+def host_dpkg_locked(timeout_s=300):
+    """Holds this machine's dpkg frontend lock (the one apt and dpkg take) while the
+    overlay is in use: its lower layer is the live root, and an install running on
+    the machine meanwhile would show the test a half-written dpkg database."""
+    with open("/var/lib/dpkg/lock-frontend", "a+b") as lock:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.lockf(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"dpkg on this machine stayed busy for {timeout_s} s") from None
+                time.sleep(0.5)
+        try:
+            yield
+        finally:
+            fcntl.lockf(lock, fcntl.LOCK_UN)
 
 
 def free_port():
@@ -73,9 +99,10 @@ class Install(unittest.TestCase):
                 self.skipTest(f"cannot make a throwaway root here (as fault.disk_full, needs mount rights): {probe}")
             # Again, in a private mount namespace: every mount dies with it.
             env = {**os.environ, "FIELDLINK_INSTALL_NS": "1"}
-            result = subprocess.run(["unshare", "--mount", "--propagation", "private", sys.executable, "-m",
-                                     "unittest", "-v", "test_install"], env=env, capture_output=True, text=True,
-                                    timeout=900, cwd=Path(__file__).parent)
+            with host_dpkg_locked():
+                result = subprocess.run(["unshare", "--mount", "--propagation", "private", sys.executable, "-m",
+                                         "unittest", "-v", "test_install"], env=env, capture_output=True,
+                                        text=True, timeout=900, cwd=Path(__file__).parent)
             sys.stderr.write(result.stdout + result.stderr)
             self.assertEqual(result.returncode, 0, "the install test in its namespace failed (output above)")
             self.assertRegex(result.stderr, r"(?m)^OK")
