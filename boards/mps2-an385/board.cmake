@@ -16,6 +16,7 @@ add_executable(fieldlink-reader
   ${_an385_dir}/src/systick_clock.cpp
   ${_an385_dir}/src/cmsdk_uart.cpp
   ${_an385_dir}/src/ram_flash.cpp
+  ${_an385_dir}/src/host_file_flash.cpp
   ${_an385_dir}/src/simulated_sensors.cpp
   ${_an385_dir}/src/jitter_random.cpp
   ${_an385_dir}/src/main.cpp)

@@ -36,20 +36,21 @@ def step(command, what):
     return result.stdout
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_build_arguments(parser):
     parser.add_argument("--source", required=True)
     parser.add_argument("--build-dir", required=True)
     parser.add_argument("--generator", default="Ninja")
     parser.add_argument("--make-program")
     parser.add_argument("--cmake", default="cmake", help="the cmake of the calling build")
-    args = parser.parse_args()
 
+
+def build_image(args):
+    """Configures and builds the image in args.build_dir; returns its ELF, or None to skip."""
     missing = [tool for tool in ("arm-none-eabi-gcc", "qemu-system-arm") if shutil.which(tool) is None]
     if missing:
         print("SKIP: " + " and ".join(missing) + " not found (scripts/setup.sh installs gcc-arm-none-eabi "
               "and qemu-system-arm)")
-        return SKIP
+        return None
 
     configure = [args.cmake, "-S", args.source, "-B", args.build_dir, "-G", args.generator,
                  "-DCMAKE_TOOLCHAIN_FILE=" + os.path.join(args.source, "toolchains", "cortex-m3.cmake"),
@@ -61,8 +62,18 @@ def main():
     for line in built.splitlines():
         if line.startswith("footprint "):
             print(line)
+    return os.path.join(args.build_dir, "bin", "fieldlink-reader.elf")
 
-    elf = os.path.join(args.build_dir, "bin", "fieldlink-reader.elf")
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_build_arguments(parser)
+    args = parser.parse_args()
+
+    elf = build_image(args)
+    if elf is None:
+        return SKIP
+
     uart_file = os.path.join(args.build_dir, "uart0.txt")
     if os.path.exists(uart_file):
         os.remove(uart_file)

@@ -1,17 +1,21 @@
 // The reader image for MPS2 AN385: the portable reader core and the flash
 // spool, unchanged, on this board's HAL. Until the serial link exists the
-// transport refuses every connection, so this run samples kReadings readings
-// into the spool, checks them, remounts the spool, prints a summary over
-// semihosting and UART0, and exits (0 = every check passed).
+// transport refuses every connection. Two modes, chosen by the semihosting
+// command line (README.md):
+// - self-check (default): samples kReadings readings into RAM flash, checks
+//   them, remounts the spool, prints a summary and exits (0 = every check passed);
+// - `mode=run flash=<host file> [readings=N]`: the spool on a host file that
+//   survives restarts; prints what recovery found, then one line per stored
+//   reading, forever or until N are stored (the power-cut test).
 #include <cstddef>
 #include <cstdint>
 
 #include "cmsdk_uart.hpp"
 #include "fieldlink/reader/reader.hpp"
 #include "fieldlink/spool/flash_spool.hpp"
+#include "host_file_flash.hpp"
 #include "jitter_random.hpp"
 #include "null_transport.hpp"
-#include "ram_flash.hpp"
 #include "registers.hpp"
 #include "semihosting.hpp"
 #include "simulated_sensors.hpp"
@@ -95,11 +99,113 @@ SysTickClock g_clock;
 JitterRandom g_random;
 NullTransport g_transport;
 SimulatedSensors g_sensors(0x5EED'0385u);
-RamFlash g_flash(__fieldlink_spool_start, kSpoolGeometry);
+// The spool as the reader sees it; in run mode it reports every stored reading.
+class ReportingStore final : public reader::ReadingStore {
+public:
+    explicit ReportingStore(spool::FlashSpool& spool) noexcept : spool_(spool) {}
+    void report(bool on) noexcept { report_ = on; }
+    std::uint64_t stored() const noexcept { return stored_; }
+
+    reader::StoreStatus append(const protocol::Record& record, std::uint64_t* seq) override {
+        std::uint64_t assigned = 0;
+        const reader::StoreStatus status = spool_.append(record, &assigned);
+        if (seq != nullptr) *seq = assigned;
+        if (status == reader::StoreStatus::Ok) {
+            ++stored_;
+            // Printed only once the append has returned, i.e. is on the host file.
+            if (report_) {
+                Line()
+                    .text("stored inc=")
+                    .hex(spool_.incarnation())
+                    .text(" boot=")
+                    .dec(spool_.boot())
+                    .text(" seq=")
+                    .dec(assigned)
+                    .emit();
+            }
+        }
+        return status;
+    }
+    std::size_t read(std::uint64_t from_seq, reader::StoredReading* out, std::size_t max) override {
+        return spool_.read(from_seq, out, max);
+    }
+    reader::StoreStatus trim(std::uint64_t through_seq) override { return spool_.trim(through_seq); }
+    std::uint64_t incarnation() const override { return spool_.incarnation(); }
+    std::uint32_t boot() const override { return spool_.boot(); }
+    std::uint64_t oldest_seq() const override { return spool_.oldest_seq(); }
+    std::uint64_t next_seq() const override { return spool_.next_seq(); }
+    std::uint64_t held() const override { return spool_.held(); }
+    std::uint64_t dropped() const override { return spool_.dropped(); }
+    reader::StoreStatus note_wall_offset(std::int64_t offset_ms) override { return spool_.note_wall_offset(offset_ms); }
+    bool wall_offset(std::uint32_t boot, std::int64_t* offset_ms) override {
+        return spool_.wall_offset(boot, offset_ms);
+    }
+
+private:
+    spool::FlashSpool& spool_;
+    bool report_ = false;
+    std::uint64_t stored_ = 0;
+};
+
+HostFileFlash g_flash(__fieldlink_spool_start, kSpoolGeometry);
 spool::FlashSpool g_spool(g_flash, g_random);
+ReportingStore g_store(g_spool);
 reader::ReaderMemory<kBatchSize> g_memory;
 const reader::ReaderConfig g_config = make_config();
-reader::Reader g_reader(g_config, g_spool, g_transport, g_clock, g_random, g_sensors, g_memory.buffers());
+reader::Reader g_reader(g_config, g_store, g_transport, g_clock, g_random, g_sensors, g_memory.buffers());
+
+// The semihosting command line, split in place into key=value words.
+struct Options {
+    bool run_mode = false;
+    const char* flash_path = nullptr;
+    std::uint64_t readings = 0;  // 0: forever
+};
+char g_command_line[192];
+
+bool starts_with(const char* s, const char* prefix) noexcept {
+    while (*prefix != '\0') {
+        if (*s++ != *prefix++) return false;
+    }
+    return true;
+}
+
+bool parse_decimal(const char* s, std::uint64_t* value) noexcept {
+    if (*s == '\0') return false;
+    std::uint64_t v = 0;
+    for (; *s != '\0'; ++s) {
+        if (*s < '0' || *s > '9' || v > (~std::uint64_t{0} - 9) / 10) return false;
+        v = v * 10 + static_cast<std::uint64_t>(*s - '0');
+    }
+    *value = v;
+    return true;
+}
+
+// False on a word it does not understand; no command line is the self-check.
+bool parse_options(Options* options) noexcept {
+    if (!semihosting::command_line(g_command_line, sizeof g_command_line)) return true;
+    char* p = g_command_line;
+    while (*p != '\0') {
+        while (*p == ' ') ++p;
+        if (*p == '\0') break;
+        char* word = p;
+        while (*p != '\0' && *p != ' ') ++p;
+        if (*p == ' ') *p++ = '\0';
+        if (starts_with(word, "mode=")) {
+            if (!starts_with(word, "mode=run") || word[8] != '\0') return false;
+            options->run_mode = true;
+        } else if (starts_with(word, "flash=")) {
+            options->flash_path = word + 6;
+        } else if (starts_with(word, "readings=")) {
+            if (!parse_decimal(word + 9, &options->readings)) return false;
+        } else {
+            for (const char* q = word; *q != '\0'; ++q) {
+                if (*q == '=') return false;
+            }
+            // A word without '=': a program name the host may put first.
+        }
+    }
+    return true;
+}
 
 int fail(const char* why) noexcept {
     Line().text("FAIL: ").text(why).emit();
@@ -133,6 +239,68 @@ void drain_uart() noexcept {
     while (!uart0().tx_idle() && g_clock.now_ms() < until) wait_for_interrupt();
 }
 
+// Not inlined: its read buffer would otherwise sit in run()'s frame in every mode.
+[[gnu::noinline]] void print_held_ranges() noexcept {
+    // One line per run of consecutive seqs: gaps come only from cut appends.
+    std::uint64_t seq = g_spool.oldest_seq();
+    std::uint64_t first = 0;
+    std::uint64_t last = 0;
+    reader::StoredReading chunk[8];
+    for (;;) {
+        const std::size_t n = g_spool.read(seq, chunk, sizeof chunk / sizeof chunk[0]);
+        for (std::size_t i = 0; i < n; ++i) {
+            if (first != 0 && chunk[i].seq != last + 1) {
+                Line().text("held seqs=").dec(first).text("-").dec(last).emit();
+                first = 0;
+            }
+            if (first == 0) first = chunk[i].seq;
+            last = chunk[i].seq;
+        }
+        if (n == 0) break;
+        seq = last + 1;
+    }
+    if (first != 0) Line().text("held seqs=").dec(first).text("-").dec(last).emit();
+}
+
+// Samples into the spool on the host file: forever, or until `readings` are stored.
+int run_mode(const Options& options) noexcept {
+    if (options.flash_path == nullptr) return fail("mode=run needs flash=<host file>");
+    if (!g_flash.attach(options.flash_path)) return fail("cannot open the flash file");
+    if (g_spool.mount() != reader::StoreStatus::Ok) return fail("spool mount");
+    const spool::SpoolStats stats = g_spool.stats();
+    Line()
+        .text("recovered inc=")
+        .hex(g_spool.incarnation())
+        .text(" boot=")
+        .dec(g_spool.boot())
+        .text(" next_seq=")
+        .dec(g_spool.next_seq())
+        .text(" held=")
+        .dec(g_spool.held())
+        .text(" dropped=")
+        .dec(g_spool.dropped())
+        .text(" formatted=")
+        .dec(stats.formatted ? 1 : 0)
+        .text(" bad_slots=")
+        .dec(stats.bad_slots)
+        .emit();
+    print_held_ranges();
+    g_store.report(true);
+    if (g_reader.start() != reader::ReaderStatus::Ok) return fail("reader start");
+    while (options.readings == 0 || g_store.stored() < options.readings) g_reader.poll(50);
+    g_reader.stop_sampling();
+    g_reader.shutdown();
+    Line()
+        .text("done stored=")
+        .dec(g_store.stored())
+        .text(" next_seq=")
+        .dec(g_spool.next_seq())
+        .text(" stack_used=")
+        .dec(stack_used())
+        .emit();
+    return 0;
+}
+
 int run() noexcept {
     uart0().start({kUart0Base, kUart0RxIrq, kUart0TxIrq, kCoreClockHz, kUartBaud});
     g_clock.start();
@@ -144,6 +312,9 @@ int run() noexcept {
         semihosting::write0("");
         g_random.stir(SysTickClock::current_count() << 8);
     }
+    Options options;
+    if (!parse_options(&options)) return fail("unknown word on the semihosting command line");
+    if (options.run_mode) return run_mode(options);
 
     if (g_spool.mount() != reader::StoreStatus::Ok) return fail("spool mount");
     const std::uint64_t incarnation = g_spool.incarnation();
