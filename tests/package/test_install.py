@@ -145,7 +145,7 @@ class Install(unittest.TestCase):
         conffiles = root.run("dpkg-query", "-W", "-f=${Conffiles}", "fieldlink-gateway").stdout
         self.assertIn("/etc/fieldlink/gateway.toml", conffiles)
         self.assertIn("/etc/mosquitto/conf.d/fieldlink.conf", conffiles)
-        for unit in ("fieldlink-gateway.service", "fieldlink-reader@.service"):
+        for unit in ("fieldlink-gateway.service", "fieldlink-serial-bridge.service", "fieldlink-reader@.service"):
             verify = root.run("systemd-analyze", "verify", f"/lib/systemd/system/{unit}", check=False)
             self.assertEqual(verify.returncode, 0, verify.stdout + verify.stderr)
         self.assertTrue(root.file("/etc/systemd/system/multi-user.target.wants/fieldlink-gateway.service").is_symlink(),

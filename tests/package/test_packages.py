@@ -50,7 +50,8 @@ class Packages(unittest.TestCase):
 
     def test_gateway_contents(self):
         tree = self.trees["fieldlink-gateway"]
-        for path in ("usr/bin/fieldlink-gateway", "etc/fieldlink/gateway.toml",
+        for path in ("usr/bin/fieldlink-gateway", "usr/bin/fieldlink-serial-bridge", "etc/fieldlink/gateway.toml",
+                     "lib/systemd/system/fieldlink-serial-bridge.service",
                      "etc/mosquitto/conf.d/fieldlink.conf", "lib/systemd/system/fieldlink-gateway.service",
                      "usr/lib/sysusers.d/fieldlink.conf", "usr/share/doc/fieldlink-gateway/copyright"):
             self.assertTrue((tree / path).is_file(), path)
@@ -58,6 +59,8 @@ class Packages(unittest.TestCase):
         self.assertEqual(sorted(conffiles), ["/etc/fieldlink/gateway.toml", "/etc/mosquitto/conf.d/fieldlink.conf"])
         unit = (tree / "lib/systemd/system/fieldlink-gateway.service").read_text()
         self.assertIn("ExecStart=/usr/bin/fieldlink-gateway --config /etc/fieldlink/gateway.toml", unit)
+        bridge = (tree / "lib/systemd/system/fieldlink-serial-bridge.service").read_text()
+        self.assertIn("ExecStart=/usr/bin/fieldlink-serial-bridge ", bridge)
         self.assertIn("Type=notify", unit)
         self.assertNotIn("/usr/local", unit)
         toml = (tree / "etc/fieldlink/gateway.toml").read_text()
