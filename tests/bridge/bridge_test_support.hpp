@@ -25,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "../gateway/test_support.hpp"
 #include "fieldlink/gateway/bridge/fd.hpp"
 #include "fieldlink/link/session.hpp"
 
@@ -44,24 +45,7 @@ inline std::uint32_t now_ms() {
             .count());
 }
 
-class TempDir {
-public:
-    TempDir() {
-        std::string pattern = (std::filesystem::temp_directory_path() / "fieldlink-bridge-XXXXXX").string();
-        if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-        path_ = pattern;
-    }
-    ~TempDir() {
-        std::error_code ignored;
-        std::filesystem::remove_all(path_, ignored);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    std::string file(const std::string& name) const { return (path_ / name).string(); }
-
-private:
-    std::filesystem::path path_;
-};
+using ::fieldlink::gateway::test::TempDir;  // tests/gateway/test_support.hpp
 
 inline std::string read_file(const std::string& path) {
     std::ifstream file(path);

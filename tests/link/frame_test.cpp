@@ -8,22 +8,16 @@
 #include <vector>
 
 #include "fieldlink/link/frame.hpp"
+#include "link_test_support.hpp"
 #include "fieldlink/protocol/codec.hpp"
 
 namespace fl = fieldlink::link;
 
 namespace {
 
-using Bytes = std::vector<std::uint8_t>;
+using fieldlink::link::test::Bytes;
 
-Bytes encode(fl::FrameType type, std::uint16_t seq, const Bytes& payload) {
-    Bytes out(fl::kMaxWireSize);
-    std::size_t n = 0;
-    EXPECT_EQ(fl::encode_frame(type, seq, payload.data(), payload.size(), out.data(), out.size(), &n),
-              fl::LinkStatus::Ok);
-    out.resize(n);
-    return out;
-}
+using fieldlink::link::test::encode;  // link_test_support.hpp
 
 // Every event the decoder reports for `wire`, fed in pieces of `step` bytes.
 struct Decoded {

@@ -10,12 +10,13 @@
 #include <vector>
 
 #include "fieldlink/link/session.hpp"
+#include "link_test_support.hpp"
 
 namespace fl = fieldlink::link;
 
 namespace {
 
-using Bytes = std::vector<std::uint8_t>;
+using fieldlink::link::test::Bytes;
 
 struct Pipe final : fl::LinkOutput {
     Bytes bytes;
@@ -59,14 +60,7 @@ std::vector<fl::SessionEvent> deliver(Pipe& from, fl::Session& to, std::uint32_t
     return receive_all(to, bytes, now);
 }
 
-Bytes encode(fl::FrameType type, std::uint16_t seq, const Bytes& payload) {
-    Bytes out(fl::kMaxWireSize);
-    std::size_t n = 0;
-    EXPECT_EQ(fl::encode_frame(type, seq, payload.data(), payload.size(), out.data(), out.size(), &n),
-              fl::LinkStatus::Ok);
-    out.resize(n);
-    return out;
-}
+using fieldlink::link::test::encode;  // link_test_support.hpp
 
 struct Pair {
     Pipe to_gateway, to_device;
