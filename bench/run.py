@@ -348,6 +348,165 @@ def steady(tools, args, window, batch, kind=GATEWAY):
                     process.stop()
 
 
+# --- many devices (fieldlink-loadgen) -------------------------------------------------------
+
+
+def proc_cpu_s(pid):
+    """User + system CPU seconds of a process so far (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_status_kib(pid, field):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return None
+
+
+def sqlite_ceiling(tools, args, batch, rows):
+    """SQLite alone, the saver's rows through the gateway's store library, in a temporary folder
+    (the same disk as the gateway's database in the other runs)."""
+    log(f"sqlite ceiling: {rows:,} rows in messages of {batch} from {args.loadgen_devices} devices, "
+        f"{args.loadgen_window} messages of a device in a row, transactions of {args.batch_rows} rows")
+    with h.workdir("bench-sqlite") as wd:
+        done = subprocess.run([tools["sqlite_ceiling"], "--db", wd / "ceiling.db", "--rows", str(rows),
+                               "--batch", str(batch), "--batch-rows", str(args.batch_rows),
+                               "--devices", str(args.loadgen_devices), "--run-length", str(args.loadgen_window)],
+                              capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise AssertionError(f"sqlite ceiling failed: {done.stdout} {done.stderr}")
+    result = json.loads(done.stdout)
+    runs = {f"{r['synchronous']}/{r['mode']}": r for r in result["runs"]}
+    log("  " + ", ".join(f"{k} {fmt_rate(r['rows_per_s'])}/s" for k, r in runs.items()))
+    return {"batch": batch, "rows": rows, "runs": runs}
+
+
+def loadgen_run(tools, args, name, lg_args):
+    """One fieldlink-loadgen run against the real gateway (its defaults, synchronous=full) and a
+    private Mosquitto. Returns the loadgen's summary with the gateway's CPU time and peak RSS, after
+    checking that SQLite holds exactly the acked readings."""
+    log(f"loadgen: {name}: {' '.join(str(a) for a in lg_args)}")
+    with h.workdir("bench-loadgen") as wd:
+        broker = h.Mosquitto(wd).start()
+        db = wd / "fieldlink.db"
+        gateway = None
+        try:
+            gateway = start_saver(GATEWAY, wd, broker, db, tools, args)
+            pid = gateway.proc.pid
+            cpu_before = proc_cpu_s(pid)
+            done = subprocess.run([tools["loadgen"], "--port", str(broker.port), "--dump-unacked", wd / "unacked.csv",
+                                   *[str(a) for a in lg_args]], capture_output=True, text=True, timeout=900)
+            cpu_s = proc_cpu_s(pid) - cpu_before
+            peak_kib = proc_status_kib(pid, "VmHWM")
+            rss_kib = proc_status_kib(pid, "VmRSS")
+            if done.returncode != 0:
+                raise AssertionError(f"loadgen exit {done.returncode}: {done.stdout} {done.stderr[-2000:]}")
+            summary = json.loads(done.stdout.strip().splitlines()[-1])
+            gateway.stop()
+            stats = saver_stats(gateway)
+            rows, distinct = h.query(db, "SELECT count(*), count(DISTINCT device || ':' || incarnation || ':' || seq)"
+                                         " FROM readings")[0]
+            unacked = (wd / "unacked.csv").read_text().count("\n")
+        finally:
+            for process in (gateway, broker):
+                if process:
+                    process.stop()
+    acked = summary["readings_acked"]
+    result = {"name": name, "loadgen": summary, "gateway_cpu_s": round(cpu_s, 3),
+              "gateway_cpu_us_per_reading": round(cpu_s * 1e6 / rows, 2) if rows else None,
+              "gateway_vmhwm_kib": peak_kib, "gateway_vmrss_kib": rss_kib, "stored_rows": rows,
+              # The load generator's own CPU (encoding and connecting included): is it the bottleneck?
+              "loadgen_cpu_us_per_reading": round(summary["cpu_s"] * 1e6 / acked, 2) if acked else None,
+              "all_stored": rows == distinct == acked and unacked == 0,
+              "commits": stats.get("commits"), "duplicates": stats.get("duplicates")}
+    lat = summary["ack_latency_ms"]
+    log(f"  {fmt_rate(summary['acked_readings_per_s'])} readings/s acked, ack p50/p99 {lat['p50']}/{lat['p99']} ms, "
+        f"resent {summary['batches_resent']}, gateway {result['gateway_cpu_us_per_reading']} us CPU/reading, "
+        f"VmHWM {peak_kib} KiB, all stored {result['all_stored']}")
+    if not result["all_stored"]:
+        raise AssertionError(f"{name}: {rows} rows ({distinct} distinct) for {acked} acked, {unacked} unacked")
+    return result
+
+
+def loadgen_suite(tools, args):
+    """The issue-12 figures: saver max durable rate / SQLite ceiling at 16 and 256 readings per
+    message, ack latency at half that rate, 1,000 devices at 10 readings/s (and 10,000 at 1/s)."""
+    quick = args.quick
+    rows = args.loadgen_rows if args.loadgen_rows else (60_000 if quick else 200_000)
+    seconds = args.loadgen_seconds if args.loadgen_seconds else (5 if quick else 12)
+    devices = args.loadgen_devices
+    out = {"settings": {"rows": rows, "seconds": seconds, "devices": devices, "window": args.loadgen_window}}
+    out["sqlite_ceiling"] = {str(b): sqlite_ceiling(tools, args, b, rows) for b in (16, 256)}
+    out["max_rate"] = {}
+    for batch in (16, 256):
+        per_device = math.ceil(rows / devices / batch)
+        run = loadgen_run(tools, args, f"max rate, {devices} devices x window {args.loadgen_window} x batch {batch}",
+                          ["--devices", devices, "--window", args.loadgen_window, "--batch", batch,
+                           "--batches", per_device, "--rate", 0, "--prefix", f"max{batch}"])
+        ceiling = out["sqlite_ceiling"][str(batch)]["runs"]["full/store"]["rows_per_s"]
+        run["over_sqlite_ceiling"] = ratio(run["loadgen"]["acked_readings_per_s"], ceiling)
+        out["max_rate"][str(batch)] = run
+    # Half the maximum (16 per message), spread over the same devices.
+    half = out["max_rate"]["16"]["loadgen"]["acked_readings_per_s"] / 2
+    rate = max(16.0, half / devices)
+    out["half_rate"] = loadgen_run(
+        tools, args, f"half the max rate, {devices} devices x {rate:.0f} readings/s, batch 16",
+        ["--devices", devices, "--window", args.loadgen_window, "--batch", 16, "--rate", f"{rate:.3f}",
+         "--duration", seconds, "--batches", math.ceil(rate * seconds / 16) + 2, "--prefix", "half"])
+    out["half_rate"]["offered_per_s"] = round(rate * devices)
+    fleets = [(1000, 10, 10)] + ([] if quick else [(10_000, 1, 1)])
+    out["fleets"] = []
+    for count, per_s, batch in fleets:
+        run = loadgen_run(tools, args, f"{count:,} devices x {per_s} readings/s, batch {batch}",
+                          ["--devices", count, "--window", 4, "--batch", batch, "--rate", per_s,
+                           "--duration", seconds, "--batches", math.ceil(per_s * seconds / batch) + 2,
+                           "--prefix", f"fleet{count}", "--connect-parallel", 500, "--ack-timeout-ms", 5000])
+        run.update({"devices": count, "readings_per_s_each": per_s, "batch": batch, "offered_per_s": count * per_s})
+        out["fleets"].append(run)
+    return out
+
+
+def loadgen_markdown(results):
+    r = results
+    m = r["machine"]
+    lg = r["loadgen"]
+    lines = ["# fieldlink benchmark results: many devices (load generator)", "",
+             f"- date: {r['date_utc']}", f"- command: `{r['command']}`",
+             f"- machine: {m['cpus']} CPUs ({m['cpu_model']}), kernel {m['kernel']}, "
+             f"load average at start {m['load_average_at_start']}",
+             f"- Mosquitto {m['mosquitto']}, SQLite {m['sqlite']}, commit {m['git_commit']}"
+             f"{' (uncommitted changes)' if m['git_dirty'] else ''}",
+             f"- gateway batch_rows {r['settings']['batch_rows']}, batch_delay_ms {r['settings']['batch_delay_ms']}, "
+             f"synchronous=full", "",
+             "## SQLite ceiling (no MQTT)", "",
+             "| readings per message | rows | full, store library | full, raw INSERT | normal, store library | "
+             "normal, raw INSERT | ms per transaction (full) |", "|---:|---:|---:|---:|---:|---:|---:|"]
+    for c in lg["sqlite_ceiling"].values():
+        runs = c["runs"]
+        lines.append(f"| {c['batch']} | {c['rows']:,} | {fmt_rate(runs['full/store']['rows_per_s'])} | "
+                     f"{fmt_rate(runs['full/raw']['rows_per_s'])} | {fmt_rate(runs['normal/store']['rows_per_s'])} | "
+                     f"{fmt_rate(runs['normal/raw']['rows_per_s'])} | {runs['full/store']['ms_per_transaction']} |")
+    lines += ["", "## Gateway through the load generator", "",
+              "| run | offered/s | acked readings/s | / SQLite ceiling | ack p50 / p90 / p99 / max ms | resent | "
+              "gateway CPU us/reading | loadgen CPU us/reading | gateway VmHWM KiB | all stored |",
+              "|---|---:|---:|---:|---|---:|---:|---:|---:|---|"]
+    runs = list(lg["max_rate"].values()) + [lg["half_rate"]] + lg["fleets"]
+    for run in runs:
+        s = run["loadgen"]
+        lat = s["ack_latency_ms"]
+        lines.append(f"| {run['name']} | {fmt_rate(run.get('offered_per_s')) if run.get('offered_per_s') else 'max'} | "
+                     f"{fmt_rate(s['acked_readings_per_s'])} | {run.get('over_sqlite_ceiling', '')} | "
+                     f"{lat['p50']} / {lat['p90']} / {lat['p99']} / {lat['max']} | {s['batches_resent']} | "
+                     f"{run['gateway_cpu_us_per_reading']} | {run['loadgen_cpu_us_per_reading']} | "
+                     f"{run['gateway_vmhwm_kib']:,} | {run['all_stored']} |")
+    return "\n".join(lines) + "\n"
+
+
+def loadgen_table(results):
+    return loadgen_markdown(results)
+
+
 # --- report ------------------------------------------------------------------------------
 
 
@@ -506,6 +665,16 @@ def main():
                         help="extra reader options for every reader, {device} is replaced, e.g. "
                              "\"--ack-timeout 2000\"")
     parser.add_argument("--keep", action="store_true", help="keep the work folders (logs, databases)")
+    parser.add_argument("--loadgen", action="store_true",
+                        help="instead of the drains: the many-devices figures with fieldlink-loadgen and the SQLite "
+                             "ceiling (with --quick: shorter, without 10,000 devices)")
+    parser.add_argument("--loadgen-devices", type=int, default=50,
+                        help="--loadgen: devices in the max-rate and half-rate runs")
+    parser.add_argument("--loadgen-window", type=int, default=8, help="--loadgen: batches in flight per device")
+    parser.add_argument("--loadgen-rows", type=int, default=0,
+                        help="--loadgen: readings in the max-rate runs and the SQLite ceiling (200,000; quick 60,000)")
+    parser.add_argument("--loadgen-seconds", type=float, default=0,
+                        help="--loadgen: seconds of the rate-limited runs (12; quick 5)")
     args = parser.parse_args()
 
     if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
@@ -517,6 +686,25 @@ def main():
     tools = programs(build_dir) if args.no_build else build(build_dir, os.cpu_count() or 2)
 
     begun = time.monotonic()
+    if args.loadgen:
+        if "loadgen" not in tools:
+            sys.exit("this build has no fieldlink-loadgen: rebuild (drop --no-build)")
+        results = {
+            "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "command": " ".join(shlex.quote(a) for a in ["bench/run.py", *sys.argv[1:]]),
+            "machine": machine_info(),
+            "settings": {"batch_rows": args.batch_rows, "batch_delay_ms": args.batch_delay_ms},
+        }
+        results["loadgen"] = loadgen_suite(tools, args)
+        results["elapsed_s"] = round(time.monotonic() - begun, 1)
+        print(loadgen_table(results))
+        print(f"(benchmark time {results['elapsed_s']} s)")
+        for out in args.out:
+            path = Path(out)
+            path.write_text(loadgen_markdown(results) if path.suffix == ".md" else json.dumps(results, indent=2) + "\n")
+            log(f"wrote {path}")
+        return
+
     results = {
         "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": " ".join(shlex.quote(a) for a in ["bench/run.py", *sys.argv[1:]]),

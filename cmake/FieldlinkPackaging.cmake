@@ -46,6 +46,9 @@ endif()
 # Gateway.
 install(FILES ${_pkg_out}/gateway/gateway.toml DESTINATION /etc/fieldlink COMPONENT gateway)
 install(FILES ${_pkg_config}/mosquitto/fieldlink.conf DESTINATION /etc/mosquitto/conf.d COMPONENT gateway)
+# The production variant replaces fieldlink.conf (same ports), so it ships as an example (operations.md).
+install(FILES ${_pkg_config}/mosquitto/fieldlink-production.conf ${_pkg_config}/mosquitto/fieldlink.acl
+        DESTINATION share/fieldlink/mosquitto COMPONENT gateway)
 install(FILES ${_pkg_out}/gateway/fieldlink-gateway.service DESTINATION /lib/systemd/system COMPONENT gateway)
 # Not enabled on install: it needs the board's serial lines (docs/operations.md).
 install(FILES ${_pkg_out}/gateway/fieldlink-serial-bridge.service DESTINATION /lib/systemd/system COMPONENT gateway)

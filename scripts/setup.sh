@@ -14,6 +14,8 @@ packages=(
   libsystemd-dev
   # broker and tools used by the demo and the tests
   mosquitto mosquitto-clients sqlite3 python3
+  # the CLI tests unpack `fieldlink export` output
+  zstd
   # systemd-analyze checks the shipped unit (tests/integration/test_service_unit.py);
   # lintian the Debian packages (tests/package)
   systemd lintian
@@ -23,6 +25,8 @@ packages=(
   gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib
   # Cortex-M image tests (boards/mps2-an385 boots in qemu-system-arm -M mps2-an385)
   qemu-system-arm
+  # programming the Nucleo-F103RB (boards/nucleo-f103rb: flash, flash-stlink targets)
+  openocd stlink-tools
 )
 
 missing=()

@@ -2,6 +2,7 @@
 # Included by the top-level CMakeLists.txt when FIELDLINK_BOARD=host.
 find_package(CLI11 REQUIRED)
 find_package(fmt REQUIRED)
+find_package(OpenSSL REQUIRED)  # TlsTransport (libssl-dev)
 
 # HAL implementations (hosted C++: the standard library is fine here).
 add_library(fieldlink_board_host STATIC
@@ -10,6 +11,7 @@ add_library(fieldlink_board_host STATIC
   ${CMAKE_CURRENT_LIST_DIR}/src/simulated_sensors.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/system_random.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/tcp_transport.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/tls_transport.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/options.cpp)
 add_library(fieldlink::board_host ALIAS fieldlink_board_host)
 target_include_directories(fieldlink_board_host
@@ -17,7 +19,7 @@ target_include_directories(fieldlink_board_host
   PRIVATE ${CMAKE_CURRENT_LIST_DIR}/src)
 target_link_libraries(fieldlink_board_host
   PUBLIC fieldlink::hal fieldlink::reader_core fieldlink::spool
-  PRIVATE CLI11::CLI11)
+  PRIVATE CLI11::CLI11 OpenSSL::SSL)
 target_compile_features(fieldlink_board_host PUBLIC cxx_std_20)
 fieldlink_warnings(fieldlink_board_host)
 

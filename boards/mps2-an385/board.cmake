@@ -21,7 +21,7 @@ add_executable(fieldlink-reader
   ${_an385_dir}/src/jitter_random.cpp
   ${_an385_dir}/src/main.cpp)
 target_include_directories(fieldlink-reader PRIVATE ${_an385_dir}/src)
-target_link_libraries(fieldlink-reader PRIVATE fieldlink::reader_core fieldlink::spool)
+target_link_libraries(fieldlink-reader PRIVATE fieldlink::reader_core fieldlink::spool fieldlink::link_transport)
 target_compile_definitions(fieldlink-reader PRIVATE FIELDLINK_VERSION="${PROJECT_VERSION}")
 target_compile_features(fieldlink-reader PRIVATE cxx_std_20)
 fieldlink_warnings(fieldlink-reader)

@@ -33,7 +33,7 @@ RECOVERED = re.compile(r"^recovered inc=(?P<inc>[0-9a-f]{16}) boot=(?P<boot>\d+)
                        r"held=(?P<held>\d+) dropped=(?P<dropped>\d+) formatted=(?P<formatted>[01]) "
                        r"bad_slots=(?P<bad>\d+)$")
 HELD = re.compile(r"^held seqs=(?P<first>\d+)-(?P<last>\d+)$")
-STORED = re.compile(r"^stored inc=(?P<inc>[0-9a-f]{16}) boot=(?P<boot>\d+) seq=(?P<seq>\d+)$")
+STORED = re.compile(r"^stored inc=(?P<inc>[0-9a-f]{16}) boot=(?P<boot>\d+) seq=(?P<seq>\d+) ")
 
 
 class Run:
@@ -58,7 +58,7 @@ class Run:
 
 def boot(elf, flash, kill_after=None, delay_s=0.0, readings=None):
     """Runs the image once; SIGKILL `delay_s` after the `kill_after`-th stored line, else waits for its exit."""
-    words = ["mode=run", "flash=" + flash] + ([f"readings={readings}"] if readings else [])
+    words = ["mode=run", "link=none", "flash=" + flash] + ([f"readings={readings}"] if readings else [])
     qemu = ["qemu-system-arm", "-M", "mps2-an385", "-nographic", "-monitor", "none",
             "-chardev", "stdio,id=semihost", "-semihosting-config", "enable=on,target=native,chardev=semihost",
             "-serial", "null", "-kernel", elf, "-append", " ".join(words)]

@@ -496,7 +496,9 @@ TEST_F(SaverTest, GroupCommitAcksEachDeviceOncePerCommit) {
     for (std::uint64_t i = 1; i <= 5; ++i) {
         spec.first_seq = i;
         ASSERT_TRUE(submit(saver, spec, "dev-a"));
-        ASSERT_TRUE(submit(saver, spec, "dev-b"));
+        BatchSpec own = spec;
+        own.incarnation = 0xb2;  // every device has its own incarnation (else device_mismatch)
+        ASSERT_TRUE(submit(saver, own, "dev-b"));
     }
     saver.start();
     saver.flush();
@@ -522,7 +524,9 @@ TEST_F(SaverTest, AMessageTheDatabaseRefusesEveryTimeIsDeadLetteredAndThePipelin
     for (std::uint64_t i = 1; i <= 10; ++i) {  // one group of 20 messages
         spec.first_seq = i;
         ASSERT_TRUE(submit(saver, spec, "dev-a"));
-        ASSERT_TRUE(submit(saver, spec, "dev-b"));
+        BatchSpec own = spec;
+        own.incarnation = 0xb2;  // every device has its own incarnation (else device_mismatch)
+        ASSERT_TRUE(submit(saver, own, "dev-b"));
     }
     saver.start();
     saver.flush();

@@ -98,9 +98,12 @@ void HostEvents::on_ready() { log_.log(LogLevel::Info, "subscribed to commit ack
 
 void HostEvents::on_link_down(mqtt::Status reason, hal::TransportStatus transport, bool was_up,
                               std::uint32_t retry_in_ms) {
-    const std::string cause = transport == hal::TransportStatus::Ok
-                                  ? std::string(mqtt::to_string(reason))
-                                  : fmt::format("{} ({})", mqtt::to_string(reason), hal::to_string(transport));
+    std::string cause = transport == hal::TransportStatus::Ok
+                            ? std::string(mqtt::to_string(reason))
+                            : fmt::format("{} ({})", mqtt::to_string(reason), hal::to_string(transport));
+    if (transport != hal::TransportStatus::Ok && transport_detail_) {
+        if (const std::string detail = transport_detail_(); !detail.empty()) cause += ": " + detail;
+    }
     if (was_up) {
         log_.log(LogLevel::Warn, "connection lost: {}; reconnecting in {} ms", cause, retry_in_ms);
         return;

@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <string>
 
 #include "fieldlink/reader/reader.hpp"
@@ -55,6 +56,8 @@ public:
         : log_(log), record_(record), device_(std::move(device)), incarnation_(incarnation) {}
 
     bool record_failed() const noexcept { return record_failed_; }
+    // Adds the transport's own reason (e.g. a TLS certificate error) to connection failures.
+    void set_transport_detail(std::function<std::string()> detail) { transport_detail_ = std::move(detail); }
 
     void on_reading(const reader::StoredReading& reading) override;
     void on_sample_failed(std::uint8_t channel, hal::SensorStatus status) override;
@@ -75,6 +78,7 @@ private:
     std::string device_;
     std::uint64_t incarnation_;
     bool record_failed_ = false;
+    std::function<std::string()> transport_detail_;
     std::uint32_t failed_attempts_ = 0;                 // consecutive connection failures, to quiet the log
     std::array<std::uint64_t, 256> sample_failures_{};  // per channel, to quiet the log
 };

@@ -14,6 +14,7 @@
 #include "fieldlink/boards/host/simulated_sensors.hpp"
 #include "fieldlink/boards/host/system_random.hpp"
 #include "fieldlink/boards/host/tcp_transport.hpp"
+#include "fieldlink/boards/host/tls_transport.hpp"
 #include "fieldlink/hal/clock.hpp"
 #include "fieldlink/boards/host/options.hpp"
 #include "fieldlink/reader/ram_store.hpp"
@@ -61,7 +62,18 @@ int run(const Options& options) {
     }
 
     MonotonicClock clock;
-    TcpTransport transport;
+    TcpTransport tcp;
+    std::unique_ptr<TlsTransport> tls;
+    if (options.tls) {
+        std::string error;
+        tls = TlsTransport::create(
+            TlsSettings{options.ca_file, options.cert_file, options.key_file, options.verify_host}, &error);
+        if (!tls) {
+            log.log(LogLevel::Error, "TLS: {}", error);
+            return kExitError;
+        }
+    }
+    hal::Transport& transport = tls ? static_cast<hal::Transport&>(*tls) : tcp;
     SimulatedSensors sensors(sensor_seed(options.device, options.seed), options.channel_periods_ms);
     // The store: a flash file (the spool) with --flash, else a RAM ring.
     std::vector<reader::RamSlot> slots;
@@ -105,12 +117,15 @@ int run(const Options& options) {
     }
     auto memory = std::make_unique<reader::ReaderMemory<protocol::kMaxRecordsPerBatch>>();
     HostEvents events(log, options.record_file.empty() ? nullptr : &record, options.device, incarnation);
+    if (tls) events.set_transport_detail([&tls] { return tls->last_error(); });
 
     reader::ReaderConfig config;
     config.device_id = options.device.c_str();
     config.firmware_version = "host-" FIELDLINK_VERSION;
     config.broker_host = options.broker_host.c_str();
     config.broker_port = options.broker_port;
+    config.username = options.username.empty() ? nullptr : options.username.c_str();
+    config.password = options.password.empty() ? nullptr : options.password.c_str();
     config.keep_alive_s = options.keep_alive_s;
     config.connect_timeout_ms = options.connect_timeout_ms;
     config.ack_timeout_ms = options.ack_timeout_ms;
@@ -129,9 +144,9 @@ int run(const Options& options) {
         log.log(LogLevel::Error, "cannot start the reader: {}", reader::to_string(status));
         return kExitError;
     }
-    log.log(LogLevel::Info, "incarnation {:016x}, {} channels, broker {}:{}, batch {} x window {}", incarnation,
-            options.channel_periods_ms.size(), options.broker_host, options.broker_port, options.batch_size,
-            options.window);
+    log.log(LogLevel::Info, "incarnation {:016x}, {} channels, broker {}:{}{}{}, batch {} x window {}", incarnation,
+            options.channel_periods_ms.size(), options.broker_host, options.broker_port, options.tls ? " (TLS)" : "",
+            options.username.empty() ? "" : " as user " + options.username, options.batch_size, options.window);
 
     const std::uint64_t stop_at = options.duration_s > 0 ? options.duration_s * 1000 : UINT64_MAX;
     bool draining = false;

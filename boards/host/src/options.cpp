@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include <charconv>
+#include <cstdio>
 #include <map>
 
 #include "fieldlink/protocol/codec.hpp"
@@ -91,6 +92,29 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
             std::uint16_t port = 0;
             return parse_broker(text, &host, &port) ? std::string() : "expected HOST:PORT with a port 1..65535";
         });
+    app.add_option("--username", o.username,
+                   "MQTT user name (a broker with a password file: the device id, docs/operations.md)");
+    auto* password = app.add_option("--password", o.password, "MQTT password (visible in ps: prefer --password-file)")
+                         ->default_str("none");
+    std::string password_file;
+    app.add_option("--password-file", password_file, "Read the MQTT password from the first line of this file")
+        ->check(CLI::ExistingFile)
+        ->excludes(password);
+    auto* tls = app.add_flag("--tls", o.tls, "Connect with TLS (the broker's TLS listener, usually port 8883)");
+    app.add_option("--ca-file", o.ca_file, "TLS: CA certificates (PEM) the broker's certificate must chain to")
+        ->default_str("the system's trust store")
+        ->check(CLI::ExistingFile)
+        ->needs(tls);
+    auto* cert = app.add_option("--cert-file", o.cert_file, "TLS: client certificate (PEM), if the broker wants one")
+                     ->check(CLI::ExistingFile)
+                     ->needs(tls);
+    auto* key =
+        app.add_option("--key-file", o.key_file, "TLS: key of --cert-file (PEM)")->check(CLI::ExistingFile)->needs(tls);
+    cert->needs(key);
+    key->needs(cert);
+    app.add_flag("!--no-verify-host", o.verify_host,
+                 "TLS: accept a broker certificate that does not name the --broker host (the CA is still checked)")
+        ->needs(tls);
     app.add_option("--channels", channels,
                    "Number of simulated sensor channels (0 temperature, 1 humidity, "
                    "2 pressure, 3 battery, then analog inputs)")
@@ -175,6 +199,24 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
     }
 
     parse_broker(broker, &o.broker_host, &o.broker_port);
+    if (!password_file.empty()) {
+        std::FILE* file = std::fopen(password_file.c_str(), "r");
+        char line[1024] = {};
+        const bool read = file != nullptr && std::fgets(line, sizeof line, file) != nullptr;
+        if (file != nullptr) std::fclose(file);
+        if (!read) {
+            std::fprintf(stderr, "--password-file %s: cannot read a line\n", password_file.c_str());
+            *exit_code = 2;
+            return std::nullopt;
+        }
+        o.password = line;
+        while (!o.password.empty() && (o.password.back() == '\n' || o.password.back() == '\r')) o.password.pop_back();
+    }
+    if (!o.password.empty() && o.username.empty()) {
+        std::fprintf(stderr, "a password needs --username (MQTT 3.1.1 sends no password alone)\n");
+        *exit_code = 2;
+        return std::nullopt;
+    }
     o.window = static_cast<std::uint8_t>(window);
     o.channel_periods_ms.assign(channels, period_ms);
     for (const std::string& text : channel_periods) {

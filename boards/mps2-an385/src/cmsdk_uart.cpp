@@ -57,19 +57,23 @@ void CmsdkUart::send_next() noexcept {
     tx_tail_ = tail + 1;
 }
 
-std::size_t CmsdkUart::write(const std::uint8_t* data, std::size_t length) noexcept {
+std::size_t CmsdkUart::write_some(const std::uint8_t* data, std::size_t length) noexcept {
     std::size_t queued = 0;
-    {
-        const IrqLock lock;
-        while (queued < length && tx_head_ - tx_tail_ < kTxCapacity) {
-            const std::uint32_t head = tx_head_;
-            tx_[head % kTxCapacity] = data[queued++];
-            tx_head_ = head + 1;
-        }
-        // An idle transmitter raises no interrupt: the first byte starts it.
-        if (!tx_busy_) send_next();
-        tx_dropped_ = tx_dropped_ + static_cast<std::uint32_t>(length - queued);
+    const IrqLock lock;
+    while (queued < length && tx_head_ - tx_tail_ < kTxCapacity) {
+        const std::uint32_t head = tx_head_;
+        tx_[head % kTxCapacity] = data[queued++];
+        tx_head_ = head + 1;
     }
+    // An idle transmitter raises no interrupt: the first byte starts it.
+    if (!tx_busy_) send_next();
+    return queued;
+}
+
+std::size_t CmsdkUart::write(const std::uint8_t* data, std::size_t length) noexcept {
+    const std::size_t queued = write_some(data, length);
+    const IrqLock lock;
+    tx_dropped_ = tx_dropped_ + static_cast<std::uint32_t>(length - queued);
     return queued;
 }
 

@@ -33,10 +33,15 @@ public:
     void start(const Config& config) noexcept;
 
     // Queues up to `length` bytes without waiting; returns how many were queued.
+    // What did not fit counts as tx_dropped (text output: lost, not retried).
     std::size_t write(const std::uint8_t* data, std::size_t length) noexcept;
     std::size_t write(const char* text) noexcept;
+    // The same without counting: the caller (the link) retries the rest.
+    std::size_t write_some(const std::uint8_t* data, std::size_t length) noexcept;
     // Copies up to `capacity` received bytes; never waits.
     std::size_t read(std::uint8_t* out, std::size_t capacity) noexcept;
+    // True when received bytes wait in the RX ring.
+    bool rx_available() const noexcept { return rx_head_ != rx_tail_; }
     // True when every queued byte has left the UART.
     bool tx_idle() const noexcept;
     Counters counters() const noexcept;

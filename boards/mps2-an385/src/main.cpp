@@ -1,16 +1,20 @@
 // The reader image for MPS2 AN385: the portable reader core and the flash
-// spool, unchanged, on this board's HAL. Until the serial link exists the
-// transport refuses every connection. Two modes, chosen by the semihosting
+// spool, unchanged, on this board's HAL. Two modes, chosen by the semihosting
 // command line (README.md):
-// - self-check (default): samples kReadings readings into RAM flash, checks
-//   them, remounts the spool, prints a summary and exits (0 = every check passed);
-// - `mode=run flash=<host file> [readings=N]`: the spool on a host file that
-//   survives restarts; prints what recovery found, then one line per stored
-//   reading, forever or until N are stored (the power-cut test).
+// - self-check (default): samples kReadings readings into RAM flash with a
+//   transport that refuses every connection, checks them, remounts the spool,
+//   prints a summary and exits (0 = every check passed);
+// - `mode=run flash=<host file> [readings=N] [link=uart0|none] ...`: the spool
+//   on a host file that survives restarts, MQTT over the serial link on UART0
+//   to the gateway's bridge (link=none: no transport, the standalone power-cut
+//   test); prints what recovery found, then one line per stored reading,
+//   forever or until N are stored and (with the link) all of them acked.
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "cmsdk_uart.hpp"
+#include "fieldlink/link/transport.hpp"
 #include "fieldlink/reader/reader.hpp"
 #include "fieldlink/spool/flash_spool.hpp"
 #include "host_file_flash.hpp"
@@ -21,6 +25,7 @@
 #include "simulated_sensors.hpp"
 #include "startup.hpp"
 #include "systick_clock.hpp"
+#include "uart_serial_port.hpp"
 
 #ifndef FIELDLINK_VERSION
 #define FIELDLINK_VERSION "0.0.0"
@@ -33,10 +38,14 @@ namespace {
 
 constexpr std::uint64_t kReadings = 64;
 constexpr std::uint32_t kChannelPeriodMs = 10;
-constexpr std::uint64_t kRunDeadlineMs = 10'000;  // a hung loop fails instead of timing out
+constexpr std::uint64_t kRunDeadlineMs = 10'000;     // a hung loop fails instead of timing out
+constexpr std::uint32_t kLinkOpenTimeoutMs = 1'000;  // the bridge answers a Reset at once when it is there
 constexpr std::uint16_t kBatchSize = 16;
 // 1 KiB sectors like the STM32F1's pages; 16 KiB is the spool region in the linker script.
 constexpr hal::FlashGeometry kSpoolGeometry{1024, 16, 4};
+
+// False once UART0 carries the serial link: text there would be line noise.
+bool g_text_on_uart = true;
 
 // One line of text at a time, no printf (it would bring newlib's stdio).
 class Line {
@@ -67,11 +76,11 @@ public:
         digits[16] = '\0';
         return text(digits);
     }
-    // To the host console (semihosting) and to UART0.
+    // To the host console (semihosting) and, unless it carries the link, to UART0.
     void emit() noexcept {
         text("\n");
         semihosting::write0(buffer_);
-        uart0().write(buffer_);
+        if (g_text_on_uart) uart0().write(buffer_);
         length_ = 0;
         buffer_[0] = '\0';
     }
@@ -89,15 +98,39 @@ reader::ReaderConfig make_config() noexcept {
     config.window = 2;
     config.backoff_initial_ms = 100;
     config.backoff_max_ms = 1'000;
+    config.connect_timeout_ms = kLinkOpenTimeoutMs;
     config.channel_count = SimulatedSensors::kChannels;
     for (std::size_t ch = 0; ch < SimulatedSensors::kChannels; ++ch) config.channel_period_ms[ch] = kChannelPeriodMs;
     return config;
 }
 
+// The reader's transport, chosen at start: the serial link or the null one.
+class ChosenTransport final : public hal::Transport {
+public:
+    void use(hal::Transport& transport) noexcept { chosen_ = &transport; }
+    hal::TransportStatus open(const char* host, std::uint16_t port, std::uint32_t timeout_ms) override {
+        return chosen_->open(host, port, timeout_ms);
+    }
+    void close() override { chosen_->close(); }
+    hal::TransportStatus send(const std::uint8_t* data, std::size_t length, std::uint32_t timeout_ms) override {
+        return chosen_->send(data, length, timeout_ms);
+    }
+    hal::TransportStatus recv(std::uint8_t* buffer, std::size_t capacity, std::uint32_t timeout_ms,
+                              std::size_t* received) override {
+        return chosen_->recv(buffer, capacity, timeout_ms, received);
+    }
+
+private:
+    hal::Transport* chosen_ = nullptr;
+};
+
 // Everything static: RAM use is fixed and shows in `size`, not on the stack.
 SysTickClock g_clock;
 JitterRandom g_random;
-NullTransport g_transport;
+NullTransport g_null_transport;
+UartSerialPort g_uart_port(uart0());
+link::LinkTransport g_link(g_uart_port, g_clock);
+ChosenTransport g_transport;
 SimulatedSensors g_sensors(0x5EED'0385u);
 // The spool as the reader sees it; in run mode it reports every stored reading.
 class ReportingStore final : public reader::ReadingStore {
@@ -114,6 +147,9 @@ public:
             ++stored_;
             // Printed only once the append has returned, i.e. is on the host file.
             if (report_) {
+                std::uint64_t value_bits = 0;
+                static_assert(sizeof value_bits == sizeof record.value);
+                std::memcpy(&value_bits, &record.value, sizeof value_bits);
                 Line()
                     .text("stored inc=")
                     .hex(spool_.incarnation())
@@ -121,6 +157,12 @@ public:
                     .dec(spool_.boot())
                     .text(" seq=")
                     .dec(assigned)
+                    .text(" ch=")
+                    .dec(record.channel)
+                    .text(" mono=")
+                    .dec(record.mono_ms)
+                    .text(" value=")
+                    .hex(value_bits)
                     .emit();
             }
         }
@@ -151,12 +193,14 @@ HostFileFlash g_flash(__fieldlink_spool_start, kSpoolGeometry);
 spool::FlashSpool g_spool(g_flash, g_random);
 ReportingStore g_store(g_spool);
 reader::ReaderMemory<kBatchSize> g_memory;
-const reader::ReaderConfig g_config = make_config();
+// Not const: run mode's options (device=, window=, ...) adjust it before start().
+reader::ReaderConfig g_config = make_config();
 reader::Reader g_reader(g_config, g_store, g_transport, g_clock, g_random, g_sensors, g_memory.buffers());
 
 // The semihosting command line, split in place into key=value words.
 struct Options {
     bool run_mode = false;
+    bool link = true;  // run mode: MQTT over the serial link on UART0
     const char* flash_path = nullptr;
     std::uint64_t readings = 0;  // 0: forever
 };
@@ -180,6 +224,34 @@ bool parse_decimal(const char* s, std::uint64_t* value) noexcept {
     return true;
 }
 
+// window=, ack_timeout=, keepalive=, period= (ms for every channel). False
+// for any other word; ranges are checked by Reader::start().
+bool parse_number_option(const char* word) noexcept {
+    struct Numeric {
+        const char* key;
+        std::size_t key_length;
+        std::uint64_t max;
+    };
+    static constexpr Numeric kKeys[] = {
+        {"window=", 7, 255}, {"ack_timeout=", 12, 600'000}, {"keepalive=", 10, 65'535}, {"period=", 7, 3'600'000}};
+    for (std::size_t k = 0; k < sizeof kKeys / sizeof kKeys[0]; ++k) {
+        if (!starts_with(word, kKeys[k].key)) continue;
+        std::uint64_t value = 0;
+        if (!parse_decimal(word + kKeys[k].key_length, &value) || value > kKeys[k].max) return false;
+        switch (k) {
+            case 0: g_config.window = static_cast<std::uint8_t>(value); break;
+            case 1: g_config.ack_timeout_ms = static_cast<std::uint32_t>(value); break;
+            case 2: g_config.keep_alive_s = static_cast<std::uint16_t>(value); break;
+            default:
+                for (std::size_t ch = 0; ch < SimulatedSensors::kChannels; ++ch) {
+                    g_config.channel_period_ms[ch] = static_cast<std::uint32_t>(value);
+                }
+        }
+        return true;
+    }
+    return false;
+}
+
 // False on a word it does not understand; no command line is the self-check.
 bool parse_options(Options* options) noexcept {
     if (!semihosting::command_line(g_command_line, sizeof g_command_line)) return true;
@@ -197,11 +269,21 @@ bool parse_options(Options* options) noexcept {
             options->flash_path = word + 6;
         } else if (starts_with(word, "readings=")) {
             if (!parse_decimal(word + 9, &options->readings)) return false;
-        } else {
-            for (const char* q = word; *q != '\0'; ++q) {
-                if (*q == '=') return false;
+        } else if (starts_with(word, "link=")) {
+            if (std::strcmp(word + 5, "uart0") == 0) {
+                options->link = true;
+            } else if (std::strcmp(word + 5, "none") == 0) {
+                options->link = false;
+            } else {
+                return false;
             }
-            // A word without '=': a program name the host may put first.
+        } else if (starts_with(word, "device=")) {
+            g_config.device_id = word + 7;  // checked by Reader::start()
+        } else {
+            // A word without '=' is a program name the host may put first.
+            bool has_equals = false;
+            for (const char* q = word; *q != '\0'; ++q) has_equals = has_equals || *q == '=';
+            if (has_equals && !parse_number_option(word)) return false;
         }
     }
     return true;
@@ -286,18 +368,55 @@ int run_mode(const Options& options) noexcept {
         .emit();
     print_held_ranges();
     g_store.report(true);
+    if (options.link) {
+        // From here on UART0 carries only frames (docs/protocol.md, "Serial link").
+        drain_uart();
+        g_text_on_uart = false;
+        g_link.seed_nonce(static_cast<std::uint16_t>(g_random.next_u64()));
+        g_transport.use(g_link);
+    } else {
+        g_transport.use(g_null_transport);
+    }
     if (g_reader.start() != reader::ReaderStatus::Ok) return fail("reader start");
     while (options.readings == 0 || g_store.stored() < options.readings) g_reader.poll(50);
     g_reader.stop_sampling();
+    // With a gateway: keep delivering until every reading is committed (the spool trims on its acks).
+    if (options.link) {
+        while (g_spool.held() != 0) g_reader.poll(50);
+    }
+    const reader::ReaderCounters c = g_reader.counters();
     g_reader.shutdown();
     Line()
         .text("done stored=")
         .dec(g_store.stored())
         .text(" next_seq=")
         .dec(g_spool.next_seq())
+        .text(" held=")
+        .dec(g_spool.held())
+        .text(" acked_through=")
+        .dec(c.acked_through)
         .text(" stack_used=")
         .dec(stack_used())
         .emit();
+    if (options.link) {
+        const link::LinkTransportCounters l = g_link.counters();
+        Line()
+            .text("link opens=")
+            .dec(l.opens)
+            .text(" opened=")
+            .dec(l.opened)
+            .text(" breaks=")
+            .dec(l.breaks)
+            .text(" frames_rejected=")
+            .dec(g_link.session().frames_rejected())
+            .text(" reconnects=")
+            .dec(c.reconnects)
+            .text(" resends=")
+            .dec(c.resends)
+            .text(" rx_dropped=")
+            .dec(uart0().counters().rx_dropped)
+            .emit();
+    }
     return 0;
 }
 
@@ -315,6 +434,7 @@ int run() noexcept {
     Options options;
     if (!parse_options(&options)) return fail("unknown word on the semihosting command line");
     if (options.run_mode) return run_mode(options);
+    g_transport.use(g_null_transport);
 
     if (g_spool.mount() != reader::StoreStatus::Ok) return fail("spool mount");
     const std::uint64_t incarnation = g_spool.incarnation();
@@ -358,7 +478,7 @@ int run() noexcept {
         .text(" store_errors=")
         .dec(c.store_errors)
         .text(" connect_attempts=")
-        .dec(g_transport.opens())
+        .dec(g_null_transport.opens())
         .text(" elapsed_ms=")
         .dec(elapsed)
         .emit();

@@ -128,6 +128,18 @@ constexpr KeySpec<Config> kKeys[] = {
      {}, nullptr, get_text<C, &C::client_id>, set_text<C, &C::client_id>},
     {"mqtt", "keep_alive_s", "--keep-alive", "S", "MQTT keep-alive s, 0 = off", Kind::Integer, {0, 65535}, {},
      nullptr, get_integer<C, &C::keep_alive_s>, set_integer<C, &C::keep_alive_s>},
+    {"mqtt", "username", "--mqtt-username", "NAME", "MQTT user name (password_file); empty: none",
+     Kind::OptionalText, {}, {}, nullptr, get_text<C, &C::mqtt_username>, set_text<C, &C::mqtt_username>},
+    {"mqtt", "password", "--mqtt-password", "TEXT", "MQTT password (visible in ps: prefer the file)",
+     Kind::OptionalText, {}, {}, nullptr, get_text<C, &C::mqtt_password>, set_text<C, &C::mqtt_password>},
+    {"mqtt", "ca_file", "--mqtt-ca-file", "PEM", "TLS: CA certificates to verify the broker; empty: the system's",
+     Kind::OptionalText, {}, {}, nullptr, get_text<C, &C::mqtt_ca_file>, set_text<C, &C::mqtt_ca_file>},
+    {"mqtt", "cert_file", "--mqtt-cert-file", "PEM", "TLS: client certificate; empty: none", Kind::OptionalText, {},
+     {}, nullptr, get_text<C, &C::mqtt_cert_file>, set_text<C, &C::mqtt_cert_file>},
+    {"mqtt", "key_file", "--mqtt-key-file", "PEM", "TLS: the client certificate's key", Kind::OptionalText, {}, {},
+     nullptr, get_text<C, &C::mqtt_key_file>, set_text<C, &C::mqtt_key_file>},
+    {"mqtt", "verify_host", "--mqtt-verify-host", "true|false", "TLS: the broker's certificate must name its host",
+     Kind::Boolean, {}, {}, nullptr, get_bool<C, &C::mqtt_verify_host>, set_bool<C, &C::mqtt_verify_host>},
     {"database", "path", "--db", "PATH", "SQLite database file, created if missing", Kind::Text, {}, {}, nullptr,
      get_text<C, &C::db_path>, set_text<C, &C::db_path>},
     {"database", "synchronous", "--synchronous", "full|normal", "full: on disk before the ack; normal: faster, unsafe",
@@ -583,6 +595,12 @@ MqttSettings mqtt_settings(const Config& config) {
     settings.broker_uri = config.broker;
     settings.client_id = config.client_id;
     settings.keep_alive = std::chrono::seconds(config.keep_alive_s);
+    settings.username = config.mqtt_username;
+    settings.password = config.mqtt_password;
+    settings.ca_file = config.mqtt_ca_file;
+    settings.cert_file = config.mqtt_cert_file;
+    settings.key_file = config.mqtt_key_file;
+    settings.verify_host = config.mqtt_verify_host;
     return settings;
 }
 

@@ -315,6 +315,39 @@ bool decode_json_batch(std::string_view text, BatchBody* out, std::string* error
     }
 }
 
+DeviceMessageDecoder::DeviceMessageDecoder(std::size_t max_incarnations) : owners_(max_incarnations) {}
+
+std::size_t DeviceMessageDecoder::owners() const {
+    std::lock_guard lock(mutex_);
+    return owners_.size();
+}
+
+Inbound DeviceMessageDecoder::decode(std::string_view topic, std::span<const std::uint8_t> payload) {
+    Inbound message = decode_message(topic, payload);
+    const std::string* device = nullptr;
+    std::uint64_t incarnation = 0;
+    if (const auto* batch = std::get_if<ReadingBatch>(&message)) {
+        device = &batch->device;
+        incarnation = batch->body.header.incarnation;
+    } else if (const auto* status = std::get_if<DeviceStatus>(&message)) {
+        device = &status->device;
+        incarnation = status->status.incarnation;
+    } else if (const auto* telemetry = std::get_if<DeviceTelemetry>(&message)) {
+        device = &telemetry->device;
+        incarnation = telemetry->telemetry.incarnation;
+    } else {
+        return message;
+    }
+    std::lock_guard lock(mutex_);
+    if (const std::string* owner = owners_.find(incarnation); owner != nullptr && *owner != *device) {
+        return reject(topic, kErrorDeviceMismatch,
+                      fmt::format("incarnation {:016x} belongs to device '{}', not '{}'", incarnation, *owner, *device),
+                      payload);
+    }
+    owners_.insert_or_assign(incarnation, *device);
+    return message;
+}
+
 Inbound decode_message(std::string_view topic, std::span<const std::uint8_t> payload) {
     const char* device_id = nullptr;
     std::size_t device_length = 0;

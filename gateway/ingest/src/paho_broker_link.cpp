@@ -1,17 +1,25 @@
 #include "fieldlink/gateway/ingest/paho_broker_link.hpp"
 
 #include "fieldlink/gateway/ingest/ack_outbox.hpp"
+#include "fieldlink/gateway/ingest/broker_uri.hpp"
 #include "fieldlink/gateway/ingest/tcp_nodelay.hpp"
 
 #include <mqtt/async_client.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -48,7 +56,41 @@ private:
     const std::function<void()>& on_subscribed_;
 };
 
+// Empty when `path` opens and has a first byte; else why not, naming `key`.
+std::string unreadable(const char* key, const std::string& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return std::string("mqtt.") + key + " '" + path + "' cannot be read: " + std::strerror(errno);
+    char byte = 0;
+    const ssize_t got = ::read(fd, &byte, 1);
+    const int error = errno;
+    ::close(fd);
+    if (got < 0) return std::string("mqtt.") + key + " '" + path + "' cannot be read: " + std::strerror(error);
+    if (got == 0) return std::string("mqtt.") + key + " '" + path + "' is empty";
+    return {};
+}
+
 }  // namespace
+
+std::string check_mqtt_settings(const MqttSettings& settings) {
+    const std::optional<BrokerUri> uri = parse_broker_uri(settings.broker_uri);
+    if (!uri) return "mqtt.broker '" + settings.broker_uri + "' is not " + std::string(kBrokerUriExpected);
+    // MQTT 3.1.1 sends a password only after a user name (spec 3.1.2.9).
+    if (!settings.password.empty() && settings.username.empty()) return "mqtt.password is set without mqtt.username";
+    const std::pair<const char*, const std::string*> files[] = {
+        {"ca_file", &settings.ca_file}, {"cert_file", &settings.cert_file}, {"key_file", &settings.key_file}};
+    for (const auto& [key, path] : files) {
+        if (path->empty()) continue;
+        if (!uri->tls) {
+            return std::string("mqtt.") + key + " is set, but mqtt.broker '" + settings.broker_uri +
+                   "' does not use TLS (ssl://, mqtts:// or wss://)";
+        }
+        if (std::string problem = unreadable(key, *path); !problem.empty()) return problem;
+    }
+    if (settings.cert_file.empty() != settings.key_file.empty()) {
+        return "mqtt.cert_file and mqtt.key_file go together: set both or neither";
+    }
+    return {};
+}
 
 // Threads: Paho's own threads run the callbacks; `connector_` makes the first
 // connection; `sender_` hands acks to Paho. Paho C holds its client mutex while
@@ -71,6 +113,20 @@ public:
                        .connect_timeout(kConnectTimeout)
                        .automatic_reconnect(std::chrono::seconds(1), std::chrono::seconds(30))
                        .finalize();
+        if (!settings.username.empty()) options_.set_user_name(settings.username);
+        if (!settings.password.empty()) options_.set_password(settings.password);
+        if (const std::optional<BrokerUri> uri = parse_broker_uri(settings.broker_uri); uri && uri->tls) {
+            // No error handler: Paho C++ 1.2 hands the C library a pointer to a
+            // temporary copy of these options, which the handler would use later.
+            mqtt::ssl_options ssl;
+            if (!settings.ca_file.empty()) ssl.set_trust_store(settings.ca_file);
+            if (!settings.cert_file.empty()) ssl.set_key_store(settings.cert_file);
+            if (!settings.key_file.empty()) ssl.set_private_key(settings.key_file);
+            ssl.set_enable_server_cert_auth(true);
+            // Paho's "verify": the certificate must name the host we connect to.
+            ssl.set_verify(settings.verify_host);
+            options_.set_ssl(std::move(ssl));
+        }
 
         client_.set_connected_handler([this](const std::string&) { on_connected(); });
         client_.set_connection_lost_handler([this](const std::string& cause) { on_connection_lost(cause); });
@@ -247,7 +303,8 @@ private:
         connected_ = true;
         outbox_.notify();
         if (stopping()) return;  // stop() disconnects; nothing to subscribe
-        log_.info("connected to {} as '{}' (persistent session)", settings_.broker_uri, settings_.client_id);
+        log_.info("connected to {} as '{}'{} (persistent session)", settings_.broker_uri, settings_.client_id,
+                  settings_.username.empty() ? std::string() : " with user '" + settings_.username + "'");
         if (const auto port = plain_tcp_port(settings_.broker_uri)) {
             log_.debug("TCP_NODELAY set on {} socket(s) to port {}", set_nodelay_to_peer_port(*port), *port);
         }
@@ -313,6 +370,7 @@ private:
 };
 
 PahoBrokerLink::PahoBrokerLink(const MqttSettings& settings, Logger& log) {
+    if (std::string problem = check_mqtt_settings(settings); !problem.empty()) throw std::runtime_error(problem);
     try {
         impl_ = std::make_unique<Impl>(settings, log);
     } catch (const mqtt::exception& e) {

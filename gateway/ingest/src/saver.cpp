@@ -46,7 +46,8 @@ Saver::Saver(const SaverSettings& settings, Store& store, AckPublisher& acks, co
       queue_(settings.queue_capacity),
       tracker_(store, settings.max_incarnations, settings.max_ranges_per_incarnation),
       boot_clocks_(settings.max_incarnations),
-      reported_drops_(settings.max_incarnations) {}
+      reported_drops_(settings.max_incarnations),
+      decoder_(settings.max_incarnations) {}
 
 Saver::~Saver() { stop(); }
 
@@ -59,7 +60,7 @@ void Saver::start() {
 bool Saver::submit(std::string_view topic, std::span<const std::uint8_t> payload) {
     ++stats_.received;
     try {
-        Inbound message = decode_message(topic, payload);
+        Inbound message = decoder_.decode(topic, payload);
         if (const auto* rejected = std::get_if<Rejected>(&message)) {
             stats_.count_malformed(rejected->error);
             log_rejection(*rejected);
@@ -72,7 +73,7 @@ bool Saver::submit(std::string_view topic, std::span<const std::uint8_t> payload
             std::lock_guard lock(progress_mutex_);
             ++queued_count_;
         }
-        if (!queue_.push(Queued{std::move(message), clock_.unix_ms()})) {
+        if (!queue_.push(Queued{std::move(message), clock_.unix_ms(), steady_now_ns()})) {
             {
                 std::lock_guard lock(progress_mutex_);
                 --queued_count_;
@@ -152,7 +153,9 @@ void Saver::run_writer() {
                 rows += row_weight(next.message);
                 group.push_back(std::move(next));
             }
+            stats_.writer_busy_since_ns.store(steady_now_ns());
             commit_with_retry(group);
+            stats_.writer_busy_since_ns.store(0);
             if (heartbeat_) beat_if_due();
             const TrackedState tracked = measure_tracked_state();
             {
@@ -242,8 +245,11 @@ void Saver::commit_with_retry(std::span<const Queued> group, const std::string* 
     for (;;) {
         try {
             commit_group(group, refused);
+            if (stats_.commit_failing.exchange(false)) stats_.set_commit_error({});
             return;
         } catch (const std::exception& e) {
+            stats_.commit_failing.store(true);
+            stats_.set_commit_error(e.what());
             if (refused != nullptr && refused_for_content(e)) {
                 ++stats_.commit_failures;
                 log_.error("database refuses even the dead letter of a message ({}); it is not acked", e.what());
@@ -301,6 +307,7 @@ void Saver::commit_with_retry(std::span<const Queued> group, const std::string* 
 }
 
 void Saver::commit_group(std::span<const Queued> group, const std::string* refused) {
+    const std::int64_t began_ns = steady_now_ns();
     std::unique_ptr<StoreTransaction> transaction = store_.begin();
     // Changes to in-memory state are staged here and kept only if the commit succeeds.
     // A snapshot in `touched` is this commit's own copy: the tracker may evict its
@@ -371,6 +378,9 @@ void Saver::commit_group(std::span<const Queued> group, const std::string* refus
     for (const auto& [key, state] : touched) transaction->save_watermark(key, state.watermark(), now);
     transaction->commit();
     transaction.reset();
+    const std::int64_t committed_ns = steady_now_ns();
+    stats_.commit_seconds.observe(std::chrono::nanoseconds(committed_ns - began_ns));
+    stats_.last_commit_ns.store(committed_ns);
 
     // Committed: memory may follow the database now, and acks may go out.
     std::vector<std::pair<const DeviceKey*, std::uint64_t>> acks;
@@ -384,6 +394,7 @@ void Saver::commit_group(std::span<const Queued> group, const std::string* refus
     if (counts.inserted > 0 && commit_listener_) commit_listener_();
     stats_.batches += batches;
     stats_.stored += counts.inserted;
+    if (counts.inserted > 0) stats_.stored_history.add(now, counts.inserted);
     stats_.duplicates += counts.duplicates;
     stats_.statuses += statuses;
     stats_.telemetry += telemetry;
@@ -392,6 +403,14 @@ void Saver::commit_group(std::span<const Queued> group, const std::string* refus
     log_.debug("committed {} messages: {} readings stored, {} duplicates, {} statuses, {} telemetry, {} dead letters",
                group.size(), counts.inserted, counts.duplicates, statuses, telemetry, dead_letters);
     for (const auto& [key, watermark] : acks) publish_ack(*key, watermark);
+    if (!acks.empty()) {
+        const std::int64_t acked_ns = steady_now_ns();
+        for (const Queued& queued : group) {
+            if (std::holds_alternative<ReadingBatch>(queued.message)) {
+                stats_.ack_latency_seconds.observe(std::chrono::nanoseconds(acked_ns - queued.received_steady_ns));
+            }
+        }
+    }
     if (telemetry > 0) {
         for (const Queued& queued : group) {
             if (const auto* health = std::get_if<DeviceTelemetry>(&queued.message)) report_drops(*health);

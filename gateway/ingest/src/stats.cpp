@@ -2,7 +2,83 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace fieldlink::gateway {
+
+void Histogram::observe(std::chrono::nanoseconds elapsed) noexcept {
+    const std::int64_t ns = std::max<std::int64_t>(0, elapsed.count());
+    const double seconds = static_cast<double>(ns) * 1e-9;
+    // Linear search: 14 bounds, mostly the first few taken.
+    std::size_t bucket = 0;
+    while (bucket < kBounds.size() && seconds > kBounds[bucket]) ++bucket;
+    buckets_[bucket].fetch_add(1, std::memory_order_relaxed);
+    sum_ns_.fetch_add(static_cast<std::uint64_t>(ns), std::memory_order_relaxed);
+}
+
+Histogram::Snapshot Histogram::snapshot() const noexcept {
+    Snapshot s;
+    for (std::size_t i = 0; i < buckets_.size(); ++i) {
+        s.buckets[i] = buckets_[i].load(std::memory_order_relaxed);
+        s.count += s.buckets[i];
+    }
+    s.sum_seconds = static_cast<double>(sum_ns_.load(std::memory_order_relaxed)) * 1e-9;
+    return s;
+}
+
+namespace {
+std::int64_t slot_of(std::int64_t unix_ms) {
+    const std::int64_t seconds = unix_ms >= 0 ? unix_ms / 1000 : (unix_ms - 999) / 1000;
+    return seconds >= 0 ? seconds / RateHistory::kSlotSeconds
+                        : (seconds - RateHistory::kSlotSeconds + 1) / RateHistory::kSlotSeconds;
+}
+std::size_t cell_of(std::int64_t slot) {
+    const auto n = static_cast<std::int64_t>(RateHistory::kSlots);
+    return static_cast<std::size_t>(((slot % n) + n) % n);
+}
+}  // namespace
+
+void RateHistory::add(std::int64_t now_unix_ms, std::uint64_t count) noexcept {
+    const std::int64_t slot = slot_of(now_unix_ms);
+    Cell& cell = cells_[cell_of(slot)];
+    if (cell.epoch.load(std::memory_order_relaxed) != slot) {
+        // Single writer: reset the count before publishing the new epoch.
+        cell.count.store(0, std::memory_order_relaxed);
+        cell.epoch.store(slot, std::memory_order_release);
+    }
+    cell.count.fetch_add(count, std::memory_order_relaxed);
+}
+
+std::vector<RateHistory::Slot> RateHistory::snapshot(std::int64_t now_unix_ms) const {
+    const std::int64_t last = slot_of(now_unix_ms);
+    std::vector<Slot> slots;
+    slots.reserve(kSlots);
+    for (std::int64_t slot = last - static_cast<std::int64_t>(kSlots) + 1; slot <= last; ++slot) {
+        const Cell& cell = cells_[cell_of(slot)];
+        std::uint64_t count = 0;
+        if (cell.epoch.load(std::memory_order_acquire) == slot) {
+            count = cell.count.load(std::memory_order_relaxed);
+            if (cell.epoch.load(std::memory_order_acquire) != slot) count = 0;  // reused meanwhile
+        }
+        slots.push_back(Slot{slot * kSlotSeconds, count});
+    }
+    return slots;
+}
+
+std::int64_t steady_now_ns() noexcept {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+void Stats::set_commit_error(std::string error) {
+    std::lock_guard lock(mutex_);
+    commit_error_ = std::move(error);
+}
+
+std::string Stats::commit_error() const {
+    std::lock_guard lock(mutex_);
+    return commit_error_;
+}
 
 void Stats::count_malformed(std::string_view error) {
     std::lock_guard lock(mutex_);

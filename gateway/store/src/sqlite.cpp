@@ -15,9 +15,10 @@ Error::Error(std::string_view context, int extended_code, std::string_view sqlit
       extended_code_(extended_code),
       sqlite_message_(sqlite_message) {}
 
-Database::Database(const std::string& path) : path_(path) {
-    constexpr int kFlags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-    const int rc = sqlite3_open_v2(path.c_str(), &db_, kFlags, nullptr);
+Database::Database(const std::string& path, Mode mode) : path_(path) {
+    const int flags = (mode == Mode::ReadOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+                      SQLITE_OPEN_NOMUTEX;
+    const int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
     if (rc != SQLITE_OK) {
         // The handle exists even on failure (unless out of memory) and holds the message.
         const std::string message = db_ != nullptr ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);

@@ -56,6 +56,11 @@ public:
     void open(std::uint32_t now_ms) noexcept;
     // Stops; sends nothing.
     void close() noexcept;
+    // Sets the nonce the next Reset counts from (as SessionConfig::nonce), for
+    // an object built before a random source was ready. Ignored unless Closed.
+    void seed_nonce(std::uint16_t nonce) noexcept {
+        if (state_ == SessionState::Closed) nonce_ = nonce;
+    }
     // Repeats the Reset while Opening; call it at least every retry_ms.
     void poll(std::uint32_t now_ms) noexcept;
 

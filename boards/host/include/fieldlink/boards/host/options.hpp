@@ -17,6 +17,13 @@ struct Options {
     std::string device;
     std::string broker_host = "127.0.0.1";
     std::uint16_t broker_port = 1883;
+    std::string username;  // empty: none sent
+    std::string password;  // from --password or the first line of --password-file
+    bool tls = false;
+    std::string ca_file;  // TLS; empty: the system's trust store
+    std::string cert_file;
+    std::string key_file;
+    bool verify_host = true;
     std::vector<std::uint32_t> channel_periods_ms;  // one per channel
     std::uint16_t batch_size = 32;
     std::uint8_t window = 4;

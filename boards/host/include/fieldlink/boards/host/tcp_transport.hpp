@@ -24,6 +24,8 @@ public:
 
     // errno of the last failed system call (0 if none), for logs.
     int last_errno() const noexcept { return last_errno_; }
+    // The connected socket (-1 when closed), for a layer on top such as TlsTransport.
+    int native_handle() const noexcept { return fd_; }
 
 private:
     hal::TransportStatus fail(int error) noexcept;

@@ -64,6 +64,12 @@ struct Config {
     std::string broker = "tcp://127.0.0.1:1883";
     std::string client_id = "fieldlink-gateway";
     std::int64_t keep_alive_s = 30;
+    std::string mqtt_username;  // empty: none (anonymous)
+    std::string mqtt_password;
+    std::string mqtt_ca_file;  // TLS (ssl://, mqtts://, wss://); empty: the system's trust store
+    std::string mqtt_cert_file;
+    std::string mqtt_key_file;
+    bool mqtt_verify_host = true;
     // [database]
     std::string db_path = "fieldlink.db";
     Synchronous synchronous = Synchronous::Full;

@@ -7,12 +7,14 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
 #include <variant>
 #include <vector>
 
+#include "fieldlink/gateway/ingest/lru_map.hpp"
 #include "fieldlink/gateway/store/device_messages.hpp"
 #include "fieldlink/protocol/codec.hpp"
 
@@ -37,6 +39,9 @@ inline constexpr std::string_view kErrorSeqOutOfRange = "seq_out_of_range";
 // telemetry count above 2^63 - 1.
 inline constexpr std::string_view kErrorBadValue = "bad_value";
 
+// A message whose incarnation belongs to another device (DeviceMessageDecoder).
+inline constexpr std::string_view kErrorDeviceMismatch = "device_mismatch";
+
 // Valid but nothing to store (an empty retained status: someone cleared it).
 struct Ignored {
     std::string reason;
@@ -46,6 +51,30 @@ using Inbound = std::variant<ReadingBatch, DeviceStatus, DeviceTelemetry, Reject
 
 // Decodes one message received on fieldlink/v1/+/{up,status,telemetry}.
 Inbound decode_message(std::string_view topic, std::span<const std::uint8_t> payload);
+
+// decode_message() plus the check that a message arrives on the topic of the
+// device it claims. No payload names its device (docs/protocol.md: the topic
+// does); what a batch, status or telemetry message carries is its incarnation,
+// a random 64-bit id that one device picks when it formats its store. So the
+// first device whose topic carries a valid message of an incarnation owns it,
+// and a message of that incarnation on another device's topic is rejected as
+// device_mismatch (dead-lettered, never stored, never acked). Owners live in
+// memory, at most `max_incarnations` of them (the least recently seen is
+// forgotten first, and relearnt from its next message); they do not survive a
+// gateway restart. Safe to call from several threads.
+class DeviceMessageDecoder {
+public:
+    // Throws std::invalid_argument when max_incarnations is 0.
+    explicit DeviceMessageDecoder(std::size_t max_incarnations);
+
+    Inbound decode(std::string_view topic, std::span<const std::uint8_t> payload);
+
+    std::size_t owners() const;
+
+private:
+    mutable std::mutex mutex_;
+    LruMap<std::uint64_t, std::string> owners_;
+};
 
 // The JSON batch form. Returns true and fills *out, or false with a reason in
 // *error_detail (error name bad_json). Never throws.

@@ -1,5 +1,7 @@
-// Log lines through fmt: "2024-05-01T12:00:00.123Z warn  message", one
-// write per line, safe from any thread.
+// Log lines through fmt, one write per event, safe from any thread:
+//   text: 2024-05-01T12:00:00.123Z warn  message key=value
+//   json: {"time":"2024-05-01T12:00:00.123Z","level":"warn","message":"message","key":"value"}
+// A line break inside a message never splits an event: text shows it as \n.
 #pragma once
 
 #include <fmt/format.h>
@@ -10,8 +12,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <mutex>
+#include <initializer_list>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <variant>
 
 namespace fieldlink::gateway {
 
@@ -25,9 +30,29 @@ enum class LogLevel {
 std::string_view to_string(LogLevel level) noexcept;
 std::optional<LogLevel> parse_log_level(std::string_view text) noexcept;
 
+enum class LogFormat {
+    Text,  // for people and journald
+    Json,  // one JSON object per line, for log shippers
+};
+
+std::string_view to_string(LogFormat format) noexcept;
+std::optional<LogFormat> parse_log_format(std::string_view text) noexcept;
+
+// One named value of an event: text shows it as key=value after the message,
+// JSON as a member of the object (numbers as numbers).
+struct LogField {
+    std::string_view key;
+    std::variant<std::string_view, std::int64_t, std::uint64_t, double, bool> value;
+};
+
+// The finished line of one event, without the trailing newline (for tests and the Logger).
+std::string format_log_line(LogFormat format, std::chrono::system_clock::time_point time, LogLevel level,
+                            std::string_view message, std::initializer_list<LogField> fields = {});
+
 class Logger {
 public:
-    explicit Logger(LogLevel level = LogLevel::Info, std::FILE* sink = stderr) : level_(level), sink_(sink) {}
+    explicit Logger(LogLevel level = LogLevel::Info, std::FILE* sink = stderr, LogFormat format = LogFormat::Text)
+        : level_(level), sink_(sink), format_(format) {}
 
     void set_level(LogLevel level) noexcept { level_.store(level, std::memory_order_relaxed); }
     LogLevel level() const noexcept { return level_.load(std::memory_order_relaxed); }
@@ -54,12 +79,20 @@ public:
         log(LogLevel::Debug, format, std::forward<Args>(args)...);
     }
 
-    // Writes one finished line (timestamp and level are added here). Never throws.
-    void write(LogLevel level, std::string_view message) noexcept;
+    // Writes one event (timestamp and level are added here). Never throws.
+    void write(LogLevel level, std::string_view message) noexcept { write(level, message, {}); }
+    void write(LogLevel level, std::string_view message, std::initializer_list<LogField> fields) noexcept;
+    // An event with fields, when `level` is enabled.
+    void event(LogLevel level, std::string_view message, std::initializer_list<LogField> fields) noexcept {
+        if (enabled(level)) write(level, message, fields);
+    }
+
+    LogFormat format() const noexcept { return format_; }
 
 private:
     std::atomic<LogLevel> level_;
     std::FILE* sink_;
+    const LogFormat format_;
     std::mutex mutex_;
 };
 

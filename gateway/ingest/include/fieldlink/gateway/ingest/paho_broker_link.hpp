@@ -31,7 +31,21 @@ struct MqttSettings {
     std::chrono::seconds keep_alive{30};
     std::chrono::milliseconds connect_retry_min{500};
     std::chrono::milliseconds connect_retry_max{10000};
+    // Credentials (Mosquitto's password_file); empty username: none sent.
+    std::string username;
+    std::string password;
+    // TLS, only with an ssl://, mqtts:// or wss:// broker_uri. Empty ca_file:
+    // the system's trust store. A client certificate is optional.
+    std::string ca_file;
+    std::string cert_file;
+    std::string key_file;
+    bool verify_host = true;  // the broker's certificate must name the URI's host
 };
+
+// Empty when the settings can work, else what is wrong (names the key):
+// TLS files without a TLS URI, a file that cannot be read, a key without its
+// certificate, a password without a username.
+std::string check_mqtt_settings(const MqttSettings& settings);
 
 inline constexpr char kUpSubscription[] = "fieldlink/v1/+/up";
 inline constexpr char kStatusSubscription[] = "fieldlink/v1/+/status";
@@ -40,7 +54,8 @@ inline constexpr char kTelemetrySubscription[] = "fieldlink/v1/+/telemetry";
 
 class PahoBrokerLink final : public BrokerLink {
 public:
-    // Throws std::runtime_error when Paho rejects the settings (e.g. a bad URI).
+    // Throws std::runtime_error when check_mqtt_settings() or Paho rejects the
+    // settings (e.g. a bad URI).
     PahoBrokerLink(const MqttSettings& settings, Logger& log);
     ~PahoBrokerLink() override;
     PahoBrokerLink(const PahoBrokerLink&) = delete;

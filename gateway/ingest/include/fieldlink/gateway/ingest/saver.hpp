@@ -118,6 +118,7 @@ private:
     struct Queued {
         Inbound message;
         std::int64_t received_unix_ms = 0;
+        std::int64_t received_steady_ns = 0;  // for the ack latency histogram
     };
 
     void run_writer();
@@ -162,6 +163,8 @@ private:
     };
     // Per device, the last count seen. A device pushed out warns again at its next report with drops > 0.
     LruMap<std::string, DropCount> reported_drops_;
+    // Link thread: which device owns each incarnation (device_mismatch).
+    DeviceMessageDecoder decoder_;
 
     std::thread writer_;
     std::mutex stop_mutex_;

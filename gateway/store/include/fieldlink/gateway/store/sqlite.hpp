@@ -33,8 +33,12 @@ class Statement;
 // An open connection. Not thread-safe: one thread owns it at a time.
 class Database {
 public:
-    // Opens (and creates) the file read-write; throws Error naming the path.
-    explicit Database(const std::string& path);
+    enum class Mode {
+        ReadWriteCreate,  // the gateway's connections
+        ReadOnly,         // tools beside a running gateway (the fieldlink command): never writes, never creates
+    };
+    // Opens the file (read-write, created if missing, by default); throws Error naming the path.
+    explicit Database(const std::string& path, Mode mode = Mode::ReadWriteCreate);
     ~Database();
     Database(Database&& other) noexcept;
     Database& operator=(Database&& other) noexcept;
