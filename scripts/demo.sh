@@ -43,7 +43,7 @@ done
 scripts/setup.sh
 echo "== building (build/release)"
 cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DFIELDLINK_BUILD_TESTS=OFF >/dev/null
-cmake --build build/release -j "$(nproc)" --target fieldlink-gateway fieldlink-reader
+cmake --build build/release -j "$(nproc)" --target fieldlink-gateway fieldlink-reader fieldlink
 bin_gateway=build/release/bin/fieldlink-gateway
 bin_reader=build/release/bin/fieldlink-reader
 
