@@ -14,6 +14,8 @@ from pathlib import Path
 # (side, rank): a target may depend on one of lower rank on its own side, or on a shared one.
 ROOMS = {
     "fieldlink_protocol": ("shared", 0),
+    "fieldlink_link": ("shared", 1),  # the serial link: the reader's transport and the bridge
+    "fieldlink_link_transport": ("firmware", 2),
     "fieldlink_hal": ("firmware", 0),
     "fieldlink_reader_store": ("firmware", 1),
     "fieldlink_reader_core": ("firmware", 2),
@@ -24,6 +26,10 @@ ROOMS = {
     "fieldlink_gateway_ingest": ("gateway", 2),
     "fieldlink_gateway_app": ("gateway", 3),
     "fieldlink-gateway": ("gateway", 4),
+    "fieldlink_gateway_bridge": ("gateway", 3),
+    "fieldlink-serial-bridge": ("gateway", 4),
+    "fieldlink_cli_core": ("gateway", 1),
+    "fieldlink": ("gateway", 4),
 }
 
 
