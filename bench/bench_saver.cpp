@@ -67,7 +67,7 @@ struct Options {
     std::string broker = "tcp://127.0.0.1:1883";
     std::string client_id = "fieldlink-bench-saver";
     std::size_t batch_rows = SaverSettings{}.batch_max_rows;
-    long batch_delay_ms = SaverSettings{}.batch_max_delay.count();
+    long batch_delay_ms = SaverSettings{}.commit_interval_min.count();
     std::size_t queue = SaverSettings{}.queue_capacity;
     bool tcp_nodelay = false;
     std::string log_level = "info";
@@ -86,7 +86,7 @@ int run(const Options& options, const sigset_t& stop_signals) {
     try {
         SaverSettings settings;
         settings.batch_max_rows = options.batch_rows;
-        settings.batch_max_delay = std::chrono::milliseconds(options.batch_delay_ms);
+        settings.commit_interval_min = std::chrono::milliseconds(options.batch_delay_ms);
         settings.queue_capacity = options.queue;
         MqttSettings mqtt;
         mqtt.broker_uri = options.broker;
@@ -145,7 +145,7 @@ int main(int argc, char** argv) {
     app.add_option("--broker", options.broker, "Broker URI");
     app.add_option("--client-id", options.client_id, "MQTT client id (persistent session)");
     app.add_option("--batch-rows", options.batch_rows, "Readings per group commit")->check(CLI::Range(1, 100000));
-    app.add_option("--batch-delay-ms", options.batch_delay_ms, "Milliseconds a group stays open")
+    app.add_option("--batch-delay-ms", options.batch_delay_ms, "Least milliseconds between the starts of two commits")
         ->check(CLI::Range(0, 10000));
     app.add_option("--queue", options.queue, "Messages between the link and the writer")->check(CLI::Range(1, 1000000));
     app.add_flag("--tcp-nodelay", options.tcp_nodelay, "Turn Nagle's algorithm off on the link's socket");

@@ -660,7 +660,7 @@ def main():
     parser.add_argument("--warmup", type=float, default=3, help="steady state: seconds before measuring")
     parser.add_argument("--steady-seconds", type=float, default=15, help="steady state: seconds measured")
     parser.add_argument("--batch-rows", type=int, default=1000, help="gateway group commit: readings")
-    parser.add_argument("--batch-delay-ms", type=int, default=20, help="gateway group commit: milliseconds")
+    parser.add_argument("--batch-delay-ms", type=int, default=0, help="gateway group commit: least milliseconds between commits")
     parser.add_argument("--reader-args", default="",
                         help="extra reader options for every reader, {device} is replaced, e.g. "
                              "\"--ack-timeout 2000\"")

@@ -42,7 +42,7 @@ for arch in "${arches[@]}"; do
   triplet=$(triplet_of "$arch")
   packages+=("g++-${triplet}")
   for p in libpaho-mqttpp-dev libpaho-mqtt-dev libssl-dev libsqlite3-dev libfmt-dev libzstd-dev \
-           libtomlplusplus-dev libgtest-dev libgmock-dev libpq5 libsystemd-dev; do
+           libtomlplusplus-dev libgtest-dev libgmock-dev libpq5 libsystemd-dev libcpp-httplib-dev; do
     packages+=("$p:$arch")
   done
   [[ "$foreign" == *" $arch "* ]] || new_arch=1

@@ -25,6 +25,9 @@ packages=(
   gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib
   # Cortex-M image tests (boards/mps2-an385 boots in qemu-system-arm -M mps2-an385)
   qemu-system-arm
+  # the gateway's metrics, health and status page (gateway/http), and their tests:
+  # the Prometheus parser checks /metrics, headless Chromium loads the status page
+  libcpp-httplib-dev python3-prometheus-client chromium
   # programming the Nucleo-F103RB (boards/nucleo-f103rb: flash, flash-stlink targets)
   openocd stlink-tools
 )

@@ -164,8 +164,10 @@ class Chain:
 def compare(printed, db, failures, may_be_unprinted=frozenset()):
     """printed: {(inc, seq): (boot, ch, mono, value)}. Every one in SQLite exactly once, with the same
     fields; nothing else in SQLite except keys in may_be_unprinted."""
-    stored, rows = h.read_stored(db)
+    stored, _ = h.read_stored(db)
     stored = {(inc, seq): v for (device, inc, seq), v in stored.items() if device == DEVICE}
+    # This device's rows only: another device's would look like duplicates.
+    rows = h.query(db, "SELECT COUNT(*) FROM readings WHERE device = ?", DEVICE)[0][0]
     missing = sorted(printed.keys() - stored.keys())
     extra = sorted(stored.keys() - printed.keys() - set(may_be_unprinted))
     if missing:

@@ -14,7 +14,7 @@
 #       given corpora (e.g. a long run's runs/<target>/long/corpus), measured
 #       with clang's source-based coverage (llvm-profdata, llvm-cov)
 #
-# TARGET: protocol | mqtt | json_batch | spool | config.
+# TARGET: protocol | mqtt | json_batch | spool | config | link.
 # WORK_DIR gets obj/ (incremental: a source is recompiled only when it or a
 # header it includes changed), the binary, corpus/ (inputs the run found,
 # emptied at the start of every run) and artifacts/ (crashing inputs).
@@ -26,7 +26,7 @@ set -euo pipefail
 
 main() {
 
-  targets=(protocol mqtt json_batch spool config)
+  targets=(protocol mqtt json_batch spool config link)
   if [[ ${1:-} == --list ]]; then
     printf '%s\n' "${targets[@]}"
     exit 0
@@ -84,6 +84,14 @@ main() {
                 "$src/firmware/reader_store/include" "$src/protocol/include")
       flags=("${freestanding[@]}")
       max_len=4096
+      ;;
+    link)
+      # The serial link's frames and session; protocol/ only for crc32.
+      sources=("$fuzz/fuzz_link.cpp" "$src"/firmware/link/src/frame.cpp "$src"/firmware/link/src/session.cpp
+               "$src"/protocol/src/*.cpp)
+      includes=("$src/firmware/link/include" "$src/protocol/include")
+      flags=("${freestanding[@]}")
+      max_len=4098  # two control bytes and a 4096-byte stream (fuzz_link.cpp)
       ;;
     config)
       # config.cpp with the ingest sources it calls (log levels, broker URIs);

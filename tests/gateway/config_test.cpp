@@ -38,7 +38,7 @@ TEST(Config, Defaults) {
     EXPECT_EQ(c.db_path, "fieldlink.db");
     EXPECT_EQ(c.synchronous, Synchronous::Full);
     EXPECT_EQ(c.batch_rows, 1000);
-    EXPECT_EQ(c.batch_delay_ms, 20);
+    EXPECT_EQ(c.batch_delay_ms, 0);
     EXPECT_EQ(c.queue, 10000);
     EXPECT_EQ(c.log_level, LogLevel::Info);
     EXPECT_EQ(c.stats_interval_s, 10);

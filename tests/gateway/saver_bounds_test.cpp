@@ -136,7 +136,7 @@ TEST_F(SaverBoundsTest, ManyIncarnationsStayWithinTheBoundAndEveryWatermarkIsRig
     SaverSettings settings;
     settings.max_incarnations = kMaxIncarnations;
     settings.batch_max_rows = 4000;  // a few dozen fsyncs for the whole run
-    settings.batch_max_delay = std::chrono::milliseconds(50);
+    settings.commit_interval_min = std::chrono::milliseconds(50);
     settings.queue_capacity = 8192;
     auto saver = make_saver(settings);
 

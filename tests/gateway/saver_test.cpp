@@ -168,7 +168,7 @@ protected:
     std::unique_ptr<Saver> make_saver(Store& store, std::size_t batch_rows = 1, BeatCounter* beats = nullptr) {
         SaverSettings settings;
         settings.batch_max_rows = batch_rows;
-        settings.batch_max_delay = std::chrono::milliseconds(20);
+        settings.commit_interval_min = std::chrono::milliseconds(20);
         settings.queue_capacity = 16;
         settings.retry_min = std::chrono::milliseconds(1);
         settings.retry_max = std::chrono::milliseconds(2);
@@ -213,6 +213,37 @@ TEST_F(SaverTest, BatchIsStoredThenAcked) {
     EXPECT_EQ(s.stored, 3u);
     EXPECT_EQ(s.duplicates, 0u);
     EXPECT_EQ(s.acks_sent, 1u);
+}
+
+// The group commit closes when nothing more is waiting: a lone message commits
+// at once, however long commit_interval_min is. Messages after it wait for the
+// interval (here until stop), so commits stay that far apart: one fsync for both.
+TEST_F(SaverTest, GroupClosesWhenNothingWaitsAndCommitsKeepTheirInterval) {
+    SaverSettings settings;
+    settings.commit_interval_min = std::chrono::hours(1);
+    Saver saver(settings, *store_, publisher_, clock_, test::quiet_logger(), stats_);
+    saver.start();
+    BatchSpec first;
+    first.count = 2;
+    ASSERT_TRUE(submit(saver, first));
+    saver.flush();  // would wait the whole interval if the group waited after its first message
+    EXPECT_EQ(stats_.commits.load(), 1u);
+    EXPECT_EQ(count(db(), "SELECT count(*) FROM readings"), 2);
+
+    BatchSpec second;
+    second.first_seq = 3;
+    second.count = 1;
+    BatchSpec third;
+    third.first_seq = 4;
+    third.count = 1;
+    ASSERT_TRUE(submit(saver, second));
+    ASSERT_TRUE(submit(saver, third));
+    saver.stop();  // ends the wait; the open group commits
+    EXPECT_EQ(stats_.commits.load(), 2u);
+    EXPECT_EQ(count(db(), "SELECT count(*) FROM readings"), 4);
+    const auto acks = publisher_.acks_for("dev-1");
+    ASSERT_EQ(acks.size(), 2u);
+    EXPECT_EQ(acks[1].watermark, 4u);
 }
 
 TEST_F(SaverTest, DuplicateBatchIsStoredOnceAndAckedAgain) {

@@ -40,6 +40,11 @@ constexpr std::uint64_t kReadings = 64;
 constexpr std::uint32_t kChannelPeriodMs = 10;
 constexpr std::uint64_t kRunDeadlineMs = 10'000;     // a hung loop fails instead of timing out
 constexpr std::uint32_t kLinkOpenTimeoutMs = 1'000;  // the bridge answers a Reset at once when it is there
+// The longest a link open() may hold up the reader's loop (which cannot sample
+// meanwhile): one Reset repeat period. Answers slower than that already count
+// as stale inside one open(), so a shorter wait loses no working gateway, and
+// with none there the reader samples again after 250 ms instead of 1 s.
+constexpr std::uint32_t kLinkOpenWaitMs = link::LinkTransportConfig{}.retry_ms;
 constexpr std::uint16_t kBatchSize = 16;
 // 1 KiB sectors like the STM32F1's pages; 16 KiB is the spool region in the linker script.
 constexpr hal::FlashGeometry kSpoolGeometry{1024, 16, 4};
@@ -107,9 +112,13 @@ reader::ReaderConfig make_config() noexcept {
 // The reader's transport, chosen at start: the serial link or the null one.
 class ChosenTransport final : public hal::Transport {
 public:
-    void use(hal::Transport& transport) noexcept { chosen_ = &transport; }
+    // open() waits at most `open_wait_ms`, whatever the reader asks for.
+    void use(hal::Transport& transport, std::uint32_t open_wait_ms = UINT32_MAX) noexcept {
+        chosen_ = &transport;
+        open_wait_ms_ = open_wait_ms;
+    }
     hal::TransportStatus open(const char* host, std::uint16_t port, std::uint32_t timeout_ms) override {
-        return chosen_->open(host, port, timeout_ms);
+        return chosen_->open(host, port, timeout_ms < open_wait_ms_ ? timeout_ms : open_wait_ms_);
     }
     void close() override { chosen_->close(); }
     hal::TransportStatus send(const std::uint8_t* data, std::size_t length, std::uint32_t timeout_ms) override {
@@ -122,6 +131,7 @@ public:
 
 private:
     hal::Transport* chosen_ = nullptr;
+    std::uint32_t open_wait_ms_ = UINT32_MAX;
 };
 
 // Everything static: RAM use is fixed and shows in `size`, not on the stack.
@@ -195,7 +205,12 @@ ReportingStore g_store(g_spool);
 reader::ReaderMemory<kBatchSize> g_memory;
 // Not const: run mode's options (device=, window=, ...) adjust it before start().
 reader::ReaderConfig g_config = make_config();
-reader::Reader g_reader(g_config, g_store, g_transport, g_clock, g_random, g_sensors, g_memory.buffers());
+// The reader copies its configuration when it is built, so it is built on
+// first use, once parse_options() has put the run-mode options into g_config.
+reader::Reader& the_reader() noexcept {
+    static reader::Reader instance(g_config, g_store, g_transport, g_clock, g_random, g_sensors, g_memory.buffers());
+    return instance;
+}
 
 // The semihosting command line, split in place into key=value words.
 struct Options {
@@ -373,19 +388,20 @@ int run_mode(const Options& options) noexcept {
         drain_uart();
         g_text_on_uart = false;
         g_link.seed_nonce(static_cast<std::uint16_t>(g_random.next_u64()));
-        g_transport.use(g_link);
+        g_transport.use(g_link, kLinkOpenWaitMs);
     } else {
         g_transport.use(g_null_transport);
     }
-    if (g_reader.start() != reader::ReaderStatus::Ok) return fail("reader start");
-    while (options.readings == 0 || g_store.stored() < options.readings) g_reader.poll(50);
-    g_reader.stop_sampling();
+    reader::Reader& app = the_reader();
+    if (app.start() != reader::ReaderStatus::Ok) return fail("reader start");
+    while (options.readings == 0 || g_store.stored() < options.readings) app.poll(50);
+    app.stop_sampling();
     // With a gateway: keep delivering until every reading is committed (the spool trims on its acks).
     if (options.link) {
-        while (g_spool.held() != 0) g_reader.poll(50);
+        while (g_spool.held() != 0) app.poll(50);
     }
-    const reader::ReaderCounters c = g_reader.counters();
-    g_reader.shutdown();
+    const reader::ReaderCounters c = app.counters();
+    app.shutdown();
     Line()
         .text("done stored=")
         .dec(g_store.stored())
@@ -438,16 +454,17 @@ int run() noexcept {
 
     if (g_spool.mount() != reader::StoreStatus::Ok) return fail("spool mount");
     const std::uint64_t incarnation = g_spool.incarnation();
-    if (g_reader.start() != reader::ReaderStatus::Ok) return fail("reader start");
+    reader::Reader& app = the_reader();
+    if (app.start() != reader::ReaderStatus::Ok) return fail("reader start");
     const std::uint64_t started = g_clock.now_ms();
-    while (g_reader.counters().produced < kReadings) {
+    while (app.counters().produced < kReadings) {
         if (g_clock.now_ms() - started > kRunDeadlineMs) return fail("readings not produced in time");
-        g_reader.poll(50);
+        app.poll(50);
     }
-    g_reader.stop_sampling();
-    g_reader.shutdown();
+    app.stop_sampling();
+    app.shutdown();
     const std::uint64_t elapsed = g_clock.now_ms() - started;
-    const reader::ReaderCounters c = g_reader.counters();
+    const reader::ReaderCounters c = app.counters();
     const std::uint64_t held = g_spool.held();
     const std::uint32_t boot = g_spool.boot();
     if (!check_spool(held)) return fail("spool contents");

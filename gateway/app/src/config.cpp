@@ -115,6 +115,20 @@ constexpr std::string_view kLogLevelChoices[] = {"error", "warn", "info", "debug
 Value get_log_level(const Config& c) { return std::string(to_string(c.log_level)); }
 void set_log_level(Config& c, const Value& v) { c.log_level = *parse_log_level(std::get<std::string>(v)); }
 
+constexpr std::string_view kLogFormatChoices[] = {"text", "json"};
+Value get_log_format(const Config& c) { return std::string(to_string(c.log_format)); }
+void set_log_format(Config& c, const Value& v) { c.log_format = *parse_log_format(std::get<std::string>(v)); }
+
+// A host for getaddrinfo: a name, an IPv4 or a bare IPv6 address.
+std::string check_http_address(const std::string& host) {
+    for (const char c : host) {
+        if (std::isspace(static_cast<unsigned char>(c)) || c == '[' || c == ']' || c == '/') {
+            return "a host name or an IPv4/IPv6 address without brackets or port (e.g. 127.0.0.1, ::1, 0.0.0.0)";
+        }
+    }
+    return {};
+}
+
 using C = Config;
 // In this order in --help, --print-config and config/gateway.toml.
 // One key per entry, laid out by hand so that each reads as a row.
@@ -148,7 +162,7 @@ constexpr KeySpec<Config> kKeys[] = {
      {0, 600000}, {}, nullptr, get_integer<C, &C::busy_timeout_ms>, set_integer<C, &C::busy_timeout_ms>},
     {"pipeline", "batch_rows", "--batch-rows", "N", "commit after this many readings", Kind::Integer, {1, 100000},
      {}, nullptr, get_integer<C, &C::batch_rows>, set_integer<C, &C::batch_rows>},
-    {"pipeline", "batch_delay_ms", "--batch-delay-ms", "N", "...or this long after the first", Kind::Integer,
+    {"pipeline", "batch_delay_ms", "--batch-delay-ms", "N", "least milliseconds between two commits' starts", Kind::Integer,
      {0, 10000}, {}, nullptr, get_integer<C, &C::batch_delay_ms>, set_integer<C, &C::batch_delay_ms>},
     {"pipeline", "queue", "--queue", "N", "messages waiting for the database", Kind::Integer, {1, 1000000}, {},
      nullptr, get_integer<C, &C::queue>, set_integer<C, &C::queue>},
@@ -180,8 +194,29 @@ constexpr KeySpec<Config> kKeys[] = {
      get_integer<C, &C::retention_delete_batch_rows>, set_integer<C, &C::retention_delete_batch_rows>},
     {"log", "level", "--log-level", "error|warn|info|debug", "stderr log level", Kind::Choice, {}, kLogLevelChoices,
      nullptr, get_log_level, set_log_level},
+    {"log", "format", "--log-format", "text|json", "log lines as text or one JSON object each", Kind::Choice, {},
+     kLogFormatChoices, nullptr, get_log_format, set_log_format},
     {"log", "stats_interval_s", "--stats-interval", "S", "s between stats lines, 0 = off", Kind::Integer,
      {0, 86400}, {}, nullptr, get_integer<C, &C::stats_interval_s>, set_integer<C, &C::stats_interval_s>},
+    {"http", "enable", "--http-enable", "true|false", "serve /metrics, /healthz and the status page",
+     Kind::Boolean, {}, {}, nullptr, get_bool<C, &C::http_enable>, set_bool<C, &C::http_enable>},
+    {"http", "address", "--http-address", "HOST", "address to listen on (127.0.0.1: this host only)", Kind::Text, {},
+     {}, check_http_address, get_text<C, &C::http_address>, set_text<C, &C::http_address>},
+    {"http", "port", "--http-port", "N", "TCP port, 0 = any free one (logged)", Kind::Integer, {0, 65535}, {},
+     nullptr, get_integer<C, &C::http_port>, set_integer<C, &C::http_port>},
+    {"http", "max_device_series", "--http-max-device-series", "N",
+     "devices with their own series in /metrics (the most recently seen)", Kind::Integer, {0, 100000}, {}, nullptr,
+     get_integer<C, &C::http_max_device_series>, set_integer<C, &C::http_max_device_series>},
+    {"http", "health_writer_stall_s", "--health-writer-stall", "S",
+     "/healthz fails while one commit takes longer, 0 = off", Kind::Integer, {0, 86400}, {}, nullptr,
+     get_integer<C, &C::health_writer_stall_s>, set_integer<C, &C::health_writer_stall_s>},
+    {"http", "health_min_free_disk_bytes", "--health-min-free-disk", "BYTES",
+     "/healthz fails below this much free disk, 0 = off", Kind::Integer, {0, 1LL << 50}, {}, nullptr,
+     get_integer<C, &C::health_min_free_disk_bytes>, set_integer<C, &C::health_min_free_disk_bytes>},
+    {"http", "health_max_forward_lag_s", "--health-max-forward-lag", "S",
+     "/healthz fails while an upstream's oldest waiting reading is older, 0 = off", Kind::Integer,
+     {0, 100LL * 365 * 86400}, {}, nullptr, get_integer<C, &C::health_max_forward_lag_s>,
+     set_integer<C, &C::health_max_forward_lag_s>},
 };
 // clang-format on
 
@@ -615,7 +650,7 @@ StoreOptions store_options(const Config& config) {
 SaverSettings saver_settings(const Config& config) {
     SaverSettings settings;
     settings.batch_max_rows = static_cast<std::size_t>(config.batch_rows);
-    settings.batch_max_delay = std::chrono::milliseconds(config.batch_delay_ms);
+    settings.commit_interval_min = std::chrono::milliseconds(config.batch_delay_ms);
     settings.queue_capacity = static_cast<std::size_t>(config.queue);
     settings.max_incarnations = static_cast<std::size_t>(config.max_incarnations);
     settings.max_ranges_per_incarnation = static_cast<std::size_t>(config.max_ranges_per_incarnation);

@@ -7,6 +7,7 @@
 #include <ctime>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -19,6 +20,8 @@
 #include "fieldlink/gateway/app/service_manager.hpp"
 #include "fieldlink/gateway/app/upstreams.hpp"
 #include "fieldlink/gateway/forward/forwarder.hpp"
+#include "fieldlink/gateway/http/http_server.hpp"
+#include "fieldlink/gateway/http/observer.hpp"
 #include "fieldlink/gateway/ingest/log.hpp"
 #include "fieldlink/gateway/ingest/paho_broker_link.hpp"
 #include "fieldlink/gateway/ingest/saver.hpp"
@@ -104,8 +107,39 @@ RetentionSettings retention_settings(const Config& config) {
     return s;
 }
 
+http::HttpSettings http_settings(const Config& config) {
+    http::HttpSettings s;
+    s.listen = {config.http_address, static_cast<int>(config.http_port)};
+    s.health.writer_stall_s = config.health_writer_stall_s;
+    s.health.min_free_disk_bytes = static_cast<std::uint64_t>(config.health_min_free_disk_bytes);
+    s.health.max_forward_lag_s = config.health_max_forward_lag_s;
+    s.version = FIELDLINK_VERSION;
+    return s;
+}
+
+// What the HTTP side reads; every call is safe from its worker threads.
+http::GatewaySources http_sources(const Config& config, const Stats& stats, const Saver& saver,
+                                  const PahoBrokerLink& link, const Forwarders& forwarders,
+                                  const Retention& retention) {
+    http::GatewaySources s;
+    s.stats = &stats;
+    s.queue_depth = [&saver] { return saver.queue_depth(); };
+    s.queue_capacity = static_cast<std::size_t>(config.queue);
+    s.broker_connected = [&link] { return link.connected(); };
+    s.forwarders = [&forwarders] {
+        std::vector<ForwarderStatus> statuses;
+        statuses.reserve(forwarders.size());
+        for (const auto& forwarder : forwarders) statuses.push_back(forwarder->status());
+        return statuses;
+    };
+    s.retention = [&retention] { return retention.stats(); };
+    s.db_path = config.db_path;
+    s.busy_timeout_ms = static_cast<int>(config.busy_timeout_ms);
+    return s;
+}
+
 int run(const Config& config, const sigset_t& signals) {
-    Logger log(config.log_level);
+    Logger log(config.log_level, stderr, config.log_format);
     try {
         SqliteStore store(store_options(config));
         log.info("database {} (schema v{}, journal {}, synchronous {})", config.db_path, kSchemaVersion,
@@ -181,6 +215,16 @@ int run(const Config& config, const sigset_t& signals) {
         saver.set_commit_listener([&forwarders] {
             for (auto& forwarder : forwarders) forwarder->notify_new_rows();
         });
+        // /metrics, /healthz and the status page; declared after everything it
+        // reads, so that on every way out it stops (and joins) before they go.
+        std::optional<http::GatewayObserver> observer;
+        std::optional<http::HttpServer> http_server;
+        if (config.http_enable) {
+            observer.emplace(http_sources(config, stats, saver, link, forwarders, retention),
+                             static_cast<std::size_t>(config.http_max_device_series));
+            http_server.emplace(http_settings(config), *observer, log);
+            http_server->start();  // throws when it cannot listen: the gateway does not start
+        }
         saver.start();
         for (auto& forwarder : forwarders) forwarder->start();
         if (!forwarders.empty())
@@ -192,6 +236,7 @@ int run(const Config& config, const sigset_t& signals) {
         const int signal = wait_for_stop_signal(config, log, stats, saver, forwarders, retention, signals);
         log.info("{} received: committing what is queued, then disconnecting", signal == SIGINT ? "SIGINT" : "SIGTERM");
         service.stopping("committing what is queued, then disconnecting");
+        if (http_server) http_server->stop();
         saver.stop();  // drains the queue, commits, publishes the last acks
         link.stop();
         retention.stop();  // ends its pass at the next transaction

@@ -254,34 +254,34 @@ void add_device_add_command(CLI::App& app) {
         device = nullptr;
         for (CLI::App* sub : app.get_subcommands([](CLI::App* a) { return a->get_name() == "device"; })) device = sub;
         if (device == nullptr) {
-            device = app.add_subcommand("device", "Manage devices' broker credentials");
+            device = app.add_subcommand("device", "manage devices' broker credentials");
             device->require_subcommand(1);
         }
     }
     auto options = std::make_shared<DeviceAddOptions>();
     CLI::App* add = device->add_subcommand(
         "add",
-        "Provision a device: a broker password (Mosquitto's password file, by mosquitto_passwd), the ACL check, "
+        "provision a device: a broker password (Mosquitto's password file, by mosquitto_passwd), the ACL check, "
         "and the reader's settings (docs/operations.md, \"Securing a gateway\")");
-    add->add_option("NAME", options->name, "Device id: 1 to 32 characters from A-Z a-z 0-9 _ -; also its user name")
+    add->add_option("NAME", options->name, "device id: 1 to 32 characters from A-Z a-z 0-9 _ -; also its user name")
         ->required();
-    add->add_option("--password", options->password, "Use this password (default: 24 random letters and digits)");
+    add->add_option("--password", options->password, "use this password (default: 24 random letters and digits)");
     add->add_option("--password-file", options->password_file, "Mosquitto's password_file")->capture_default_str();
     add->add_option("--acl-file", options->acl_file, "Mosquitto's acl_file")->capture_default_str();
-    add->add_option("--gateway-user", options->gateway_user, "The gateway's user name, never a device's")
+    add->add_option("--gateway-user", options->gateway_user, "the gateway's user name, never a device's")
         ->capture_default_str();
-    add->add_option("--host", options->host, "Host name or address the device reaches the broker by")
+    add->add_option("--host", options->host, "host name or address the device reaches the broker by")
         ->default_str("this host's name");
-    add->add_option("--port", options->port, "The broker's TLS port")
+    add->add_option("--port", options->port, "the broker's TLS port")
         ->check(CLI::Range(1u, 65535u))
         ->capture_default_str();
     add->add_option("--ca-file", options->ca_file, "CA certificate the device verifies the broker with")
         ->capture_default_str();
-    add->add_option("--mosquitto-passwd", options->mosquitto_passwd, "The mosquitto_passwd program")
+    add->add_option("--mosquitto-passwd", options->mosquitto_passwd, "the mosquitto_passwd program")
         ->capture_default_str();
     add->add_flag("--reload", options->reload,
-                  "Make Mosquitto reread its files (systemctl reload mosquitto, or SIGHUP)");
-    add->add_option("--pid-file", options->pid_file, "With --reload: send SIGHUP to the pid in this file instead")
+                  "make Mosquitto reread its files (systemctl reload mosquitto, or SIGHUP)");
+    add->add_option("--pid-file", options->pid_file, "with --reload: send SIGHUP to the pid in this file instead")
         ->check(CLI::ExistingFile);
     add->callback([options] { run_device_add(*options); });
 }

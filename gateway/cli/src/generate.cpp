@@ -27,30 +27,52 @@ std::string roff(std::string_view text) {
     return out;
 }
 
+// Option groups (add_option_group) are nameless subcommands in CLI11: their
+// options belong to the command that holds them, and they are no subcommand.
+bool is_option_group(const CLI::App* app) { return app->get_name().empty(); }
+
+std::vector<const CLI::App*> subcommands(const CLI::App& app) {
+    std::vector<const CLI::App*> out;
+    for (const CLI::App* sub : app.get_subcommands([](const CLI::App* a) { return !a->get_group().empty(); })) {
+        if (!is_option_group(sub)) out.push_back(sub);
+    }
+    return out;
+}
+
 std::vector<const CLI::Option*> visible_options(const CLI::App& app) {
     std::vector<const CLI::Option*> out;
     for (const CLI::Option* option : app.get_options([](const CLI::Option* o) { return !o->get_group().empty(); })) {
         out.push_back(option);
+    }
+    for (const CLI::App* sub : app.get_subcommands([](const CLI::App* a) { return !a->get_group().empty(); })) {
+        if (!is_option_group(sub)) continue;
+        for (const CLI::Option* option : visible_options(*sub)) {
+            if (option->get_name() != "--help") out.push_back(option);  // a group's own help flag is not reachable
+        }
     }
     return out;
 }
 
 std::string option_names(const CLI::Option* option) {
     std::string names = option->get_name(false, true);  // "-d,--device" or "NAME"
-    if (!option->get_positional() && option->get_type_size() != 0 && !option->get_type_name().empty()) {
-        names += " " + option->get_type_name();
-    }
+    // The type name without what the validators append ("N:INT in [0 - 255]" is N).
+    const std::string type = option->get_type_name().substr(0, option->get_type_name().find(':'));
+    if (!option->get_positional() && option->get_type_size() != 0 && !type.empty()) names += " " + type;
     return names;
 }
 
 void man_options(std::string& out, const CLI::App& app) {
     for (const CLI::Option* option : visible_options(app)) {
-        out += fmt::format(".TP\n.B {}\n{}\n", roff(option_names(option)), roff(option->get_description()));
+        std::string text = option->get_description();
+        if (option->get_type_size() != 0 && !option->get_default_str().empty()) {
+            text += " (default: " + option->get_default_str() + ")";
+        }
+        out += fmt::format(".TP\n.B {}\n{}\n", roff(option_names(option)), roff(text));
     }
 }
 
 void man_subcommands(std::string& out, const CLI::App& app, const std::string& prefix) {
-    for (const CLI::App* sub : app.get_subcommands([](const CLI::App* a) { return !a->get_group().empty(); })) {
+    for (const CLI::App* sub : subcommands(app)) {
         const std::string name = prefix + " " + sub->get_name();
         out += fmt::format(".SS {}\n{}\n", roff(name), roff(sub->get_description()));
         if (!visible_options(*sub).empty()) {
@@ -58,7 +80,10 @@ void man_subcommands(std::string& out, const CLI::App& app, const std::string& p
             man_options(out, *sub);
             out += ".RE\n";
         }
-        if (!sub->get_footer().empty()) out += fmt::format(".PP\n.nf\n{}\n.fi\n", roff(sub->get_footer()));
+        // CLI11 hands the parent's footer down: print only a subcommand's own.
+        if (!sub->get_footer().empty() && sub->get_footer() != app.get_footer()) {
+            out += fmt::format(".PP\n.nf\n{}\n.fi\n", roff(sub->get_footer()));
+        }
         man_subcommands(out, *sub, name);
     }
 }
@@ -70,9 +95,7 @@ std::vector<std::string> words(const CLI::App& app) {
         for (const std::string& s : option->get_snames()) out.push_back("-" + s);
         for (const std::string& l : option->get_lnames()) out.push_back("--" + l);
     }
-    for (const CLI::App* sub : app.get_subcommands([](const CLI::App* a) { return !a->get_group().empty(); })) {
-        out.push_back(sub->get_name());
-    }
+    for (const CLI::App* sub : subcommands(app)) out.push_back(sub->get_name());
     return out;
 }
 
@@ -80,7 +103,7 @@ void completion_cases(std::string& out, const CLI::App& app, const std::string& 
     std::string joined;
     for (const std::string& w : words(app)) joined += (joined.empty() ? "" : " ") + w;
     out += fmt::format("        \"{}\") words=\"{}\" ;;\n", path, joined);
-    for (const CLI::App* sub : app.get_subcommands([](const CLI::App* a) { return !a->get_group().empty(); })) {
+    for (const CLI::App* sub : subcommands(app)) {
         completion_cases(out, *sub, path.empty() ? sub->get_name() : path + " " + sub->get_name());
     }
 }

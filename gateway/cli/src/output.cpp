@@ -4,6 +4,7 @@
 #include <zstd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <stdexcept>
 #include <utility>
@@ -140,7 +141,7 @@ void json_object(std::string& out, const Reading& r) {
     } else {
         out += R"("unix_ms":null,"time":null,)";
     }
-    fmt::format_to(it, R"("value":{},"received_unix_ms":{}}})", number_text(r.value), r.received_unix_ms);
+    fmt::format_to(it, R"("value":{},"received_unix_ms":{}}})", json_number(r.value), r.received_unix_ms);
 }
 
 class JsonWriter final : public ReadingWriter {
@@ -178,18 +179,19 @@ private:
     Buffered out_;
 };
 
-// Fixed column widths, so the table streams: a longer value widens only its own row.
+// Fixed column widths, so the table streams: a longer value widens only its own row. VALUE
+// fits every double (the shortest round-trip text is at most 24 characters: -2.2250738585072014e-308).
 class TableWriter final : public ReadingWriter {
 public:
     explicit TableWriter(Sink& sink) : out_(sink) {}
     void begin() override {
         fmt::format_to(std::back_inserter(out_.text()),
-                       "{:<24}  {:<16}  {:<16}  {:>4}  {:>10}  {:>3}  {:>12}  {:>14}\n", "TIME (UTC)", "DEVICE",
+                       "{:<24}  {:<16}  {:<16}  {:>4}  {:>10}  {:>3}  {:>12}  {:>24}\n", "TIME (UTC)", "DEVICE",
                        "INCARNATION", "BOOT", "SEQ", "CH", "MONO_MS", "VALUE");
     }
     void row(const Reading& r) override {
         fmt::format_to(std::back_inserter(out_.text()),
-                       "{:<24}  {:<16}  {:<16}  {:>4}  {:>10}  {:>3}  {:>12}  {:>14}\n",
+                       "{:<24}  {:<16}  {:<16}  {:>4}  {:>10}  {:>3}  {:>12}  {:>24}\n",
                        r.unix_ms ? format_time(*r.unix_ms) : "(unsynchronised)", r.device,
                        hex_incarnation(r.incarnation), r.boot, r.seq, r.channel, r.mono_ms, number_text(r.value));
         ++rows_;
@@ -267,5 +269,10 @@ std::string csv_field(std::string_view text) {
 std::string hex_incarnation(std::uint64_t incarnation) { return fmt::format("{:016x}", incarnation); }
 
 std::string number_text(double value) { return fmt::format("{}", value); }
+
+std::string json_number(double value) {
+    // JSON has no infinity (the gateway stores it; only NaN is refused): the CSV text, quoted.
+    return std::isfinite(value) ? number_text(value) : fmt::format("\"{}\"", number_text(value));
+}
 
 }  // namespace fieldlink::cli

@@ -65,5 +65,7 @@ std::string csv_field(std::string_view text);            // quoted only when nee
 std::string hex_incarnation(std::uint64_t incarnation);  // 16 hex digits, as devices print it
 // Shortest text that reads back as the same double.
 std::string number_text(double value);
+// number_text as a JSON value: infinities (JSON has none) as the strings "inf" and "-inf".
+std::string json_number(double value);
 
 }  // namespace fieldlink::cli

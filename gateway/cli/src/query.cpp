@@ -231,6 +231,8 @@ void add_query_commands(CLI::App& app, const Globals& globals) {
         query->footer(
             "Columns: id (insertion order), device, incarnation (16 hex digits), seq, boot, channel, mono_ms,\n"
             "unix_ms (empty/null while unsynchronised), time (unix_ms as ISO 8601 UTC), value, received_unix_ms.\n"
+            "value is the shortest text that reads back as the same double; JSON writes infinities as "
+            "\"inf\"/\"-inf\".\n"
             "Time filters: --since is inclusive, --until exclusive: [since, until).");
         query->callback([&globals, selection, format] {
             const std::string chosen = !format->empty() ? *format : (::isatty(STDOUT_FILENO) ? "table" : "csv");

@@ -216,10 +216,12 @@ Status read_status(ReadOnlyDatabase& database, const LoadedConfig& loaded, int r
             }
         }
         {
-            Statement s = db.prepare("SELECT COUNT(*), COALESCE(SUM(online = 1), 0) FROM devices");
-            s.step();
-            st.devices = s.column_int64(0);
-            st.devices_online = s.column_int64(1);
+            // Known as `fieldlink devices` knows them: also those that never sent a status (typed-in batches).
+            st.devices =
+                single_int(db,
+                           "SELECT COUNT(*) FROM (SELECT device FROM devices UNION SELECT device FROM watermarks"
+                           " UNION SELECT device FROM readings)");
+            st.devices_online = single_int(db, "SELECT COALESCE(SUM(online = 1), 0) FROM devices");
         }
         {
             Statement s = db.prepare(

@@ -47,16 +47,17 @@ HealthReport evaluate_health(const HealthInputs& in, const HealthSettings& setti
 }
 
 std::string to_json(const HealthReport& report) {
-    nlohmann::json checks = nlohmann::json::array();
-    nlohmann::json failing = nlohmann::json::array();
+    // Ordered: the verdict first, for people reading it with curl.
+    using Json = nlohmann::ordered_json;
+    Json checks = Json::array();
+    Json failing = Json::array();
     for (const HealthCheck& check : report.checks) {
         checks.push_back({{"name", check.name}, {"ok", check.ok}, {"detail", check.detail}});
         if (!check.ok) failing.push_back(check.name);
     }
-    const nlohmann::json body = {
-        {"status", report.healthy ? "ok" : "unhealthy"}, {"checks", checks}, {"failing", failing}};
+    const Json body = {{"status", report.healthy ? "ok" : "unhealthy"}, {"failing", failing}, {"checks", checks}};
     // Replace invalid UTF-8 (an error text could carry any byte) rather than throw.
-    return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    return body.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
 }  // namespace fieldlink::gateway::http

@@ -4,9 +4,11 @@
 
 #include <fmt/format.h>
 
-#include <charconv>
+#include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <stdexcept>
@@ -20,26 +22,6 @@
 #include "static_assets.hpp"
 
 namespace fieldlink::gateway::http {
-
-std::optional<ListenAddress> parse_listen_address(const std::string& text) {
-    const auto colon = text.rfind(':');
-    if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) return std::nullopt;
-    std::string host = text.substr(0, colon);
-    if (host.front() == '[') {
-        if (host.size() < 3 || host.back() != ']') return std::nullopt;
-        host = host.substr(1, host.size() - 2);
-        if (host.find_first_not_of("0123456789abcdefABCDEF:.") != std::string::npos) return std::nullopt;
-    } else if (host.find(':') != std::string::npos || host.find_first_of(" /[]") != std::string::npos) {
-        return std::nullopt;  // a bare IPv6 address needs brackets
-    }
-    const std::string_view port_text(text.data() + colon + 1, text.size() - colon - 1);
-    int port = -1;
-    const auto [end, error] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-    if (error != std::errc() || end != port_text.data() + port_text.size() || port < 0 || port > 65535) {
-        return std::nullopt;
-    }
-    return ListenAddress{host, port};
-}
 
 namespace {
 
@@ -115,7 +97,7 @@ public:
         routes();
         server_.set_read_timeout(settings_.read_timeout_s, 0);
         server_.set_write_timeout(settings_.write_timeout_s, 0);
-        server_.set_keep_alive_timeout(settings_.keep_alive_timeout_s);
+        server_.set_keep_alive_max_count(1);
         server_.set_payload_max_length(64 * 1024);  // we take no uploads
         // Called by the accept loop once it runs: from then on stop() reaches it.
         server_.new_task_queue = [this]() -> httplib::TaskQueue* {
@@ -129,6 +111,7 @@ public:
         };
         const ListenAddress& at = settings_.listen;
         int bound = at.port;
+        errno = 0;  // cpp-httplib reports only false: bind()'s errno names the cause
         if (at.port == 0) {
             bound = server_.bind_to_any_port(at.host);
             if (bound < 0) bound = 0;
@@ -136,10 +119,10 @@ public:
             bound = 0;
         }
         if (bound <= 0) {
+            const int cause = errno;
             throw std::runtime_error(
-                fmt::format("http: cannot listen on {}:{} (address in use, or not an address of "
-                            "this host?)",
-                            at.host, at.port));
+                fmt::format("http: cannot listen on {}:{}: {}", at.host, at.port,
+                            cause != 0 ? std::strerror(cause) : "not an address of this host, or in use"));
         }
         port_ = bound;
         thread_ = std::thread([this] {
@@ -148,8 +131,15 @@ public:
             loop_ended_ = true;
             state_cv_.notify_all();
         });
-        std::unique_lock lock(state_mutex_);
-        state_cv_.wait(lock, [this] { return listening_ || loop_ended_; });
+        {
+            std::unique_lock lock(state_mutex_);
+            state_cv_.wait(lock, [this] { return listening_ || loop_ended_; });
+            if (!listening_) {
+                lock.unlock();
+                thread_.join();
+                throw std::runtime_error(fmt::format("http: the server on {}:{} ended at once", at.host, port_));
+            }
+        }
         log_.event(LogLevel::Info,
                    fmt::format("http: serving /metrics, /healthz and the status page on http://{}:{}/",
                                at.host.find(':') != std::string::npos ? "[" + at.host + "]" : at.host, port_),
@@ -203,11 +193,22 @@ private:
                 res.set_header("Content-Security-Policy", "default-src 'self'");
             });
         }
-        server_.set_exception_handler([this](const httplib::Request& req, httplib::Response& res, std::exception& e) {
-            log_.warn("http: {} {} failed: {}", req.method, req.path, e.what());
-            res.status = 500;
-            res.set_content("internal error\n", "text/plain");
-        });
+        // cpp-httplib 0.11 hands over the exception as a pointer.
+        server_.set_exception_handler(
+            [this](const httplib::Request& req, httplib::Response& res, const std::exception_ptr& error) {
+                std::string what = "unknown exception";
+                try {
+                    if (error) std::rethrow_exception(error);
+                } catch (const std::exception& e) {
+                    what = e.what();
+                } catch (...) {
+                    // keeps "unknown exception"
+                }
+                log_.event(LogLevel::Warn, fmt::format("http: {} {} failed: {}", req.method, req.path, what),
+                           {{"method", req.method}, {"path", req.path}});
+                res.status = 500;
+                res.set_content("internal error\n", "text/plain");
+            });
     }
 
     const HttpSettings settings_;

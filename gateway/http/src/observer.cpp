@@ -89,7 +89,7 @@ void GatewayObserver::read_database(Observation& o) {
     fill_lags_without_database();
     if (sources_.db_path.empty()) return;
     if (!db_) {
-        auto db = std::make_unique<sqlite::Database>(sources_.db_path);
+        auto db = std::make_unique<sqlite::Database>(sources_.db_path, sqlite::Database::Mode::ReadOnly);
         db->exec("PRAGMA query_only = 1");
         db->exec("PRAGMA busy_timeout = " + std::to_string(sources_.busy_timeout_ms));
         db_ = std::move(db);
@@ -177,6 +177,8 @@ void GatewayObserver::read_database(Observation& o) {
             d.last_seen_unix_ms = std::max(d.last_seen_unix_ms, d.telemetry_unix_ms);
         }
     }
+    count_readings(db, o.retention);
+    for (const auto& [name, count] : readings_per_device_) device(name).readings = count;
     o.devices_total = devices.size();
     o.devices.reserve(devices.size());
     for (auto& [name, d] : devices) o.devices.push_back(std::move(d));
@@ -201,6 +203,28 @@ void GatewayObserver::read_database(Observation& o) {
                                                            static_cast<std::size_t>(s.column_int64(4))});
         }
     }
+}
+
+void GatewayObserver::count_readings(sqlite::Database& db, const std::optional<RetentionStats>& retention) {
+    // Without retention's totals a delete cannot be noticed: count everything each time.
+    const std::optional<std::uint64_t> deletes =
+        retention ? std::optional(retention->deleted_forwarded_rows + retention->dropped_unforwarded_rows)
+                  : std::nullopt;
+    // Into copies, so a failed read leaves the counts as they were.
+    const bool again = !deletes || deletes != counted_at_retention_deletes_;
+    std::map<std::string, std::uint64_t> counts = again ? std::map<std::string, std::uint64_t>() : readings_per_device_;
+    const std::int64_t from = again ? 0 : counted_through_;
+    sqlite::Statement newest = db.prepare("SELECT COALESCE(MAX(id), 0) FROM readings");
+    const std::int64_t through = newest.step() ? newest.column_int64(0) : 0;
+    if (through > from) {
+        sqlite::Statement s =
+            db.prepare("SELECT device, COUNT(*) FROM readings WHERE id > ?1 AND id <= ?2 GROUP BY device");
+        s.bind_int64(1, from).bind_int64(2, through);
+        while (s.step()) counts[s.column_text(0)] += as_u64(s.column_int64(1));
+    }
+    readings_per_device_ = std::move(counts);
+    counted_through_ = through;
+    counted_at_retention_deletes_ = deletes;
 }
 
 }  // namespace fieldlink::gateway::http

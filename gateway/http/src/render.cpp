@@ -64,6 +64,8 @@ std::string render_metrics(const Observation& o, const HealthReport& health, std
         e.sample("fieldlink_device_watermark_age_seconds", {{"device", d.device}},
                  age_seconds(o.now_unix_ms, d.watermark_unix_ms));
     }
+    e.family("fieldlink_device_readings", "gauge", "Readings of the device in the database now.");
+    for (const DeviceView& d : o.devices) e.sample("fieldlink_device_readings", {{"device", d.device}}, d.readings);
     e.family("fieldlink_device_spool_readings", "gauge",
              "Readings the device holds that are not acked yet, from its latest telemetry.");
     for (const DeviceView& d : o.devices) {
@@ -83,9 +85,9 @@ std::string render_metrics(const Observation& o, const HealthReport& health, std
         if (d.has_telemetry) e.sample("fieldlink_device_readings_dropped_total", {{"device", d.device}}, d.dropped);
     }
 
-    e.family("fieldlink_dead_letters", "gauge", "Rows in dead_letters now, by error (retention ages them out).");
+    e.family("fieldlink_dead_letters_stored", "gauge", "Rows in dead_letters now, by error (retention ages them out).");
     for (const auto& [error, count] : o.dead_letters_by_error)
-        e.sample("fieldlink_dead_letters", {{"error", error}}, count);
+        e.sample("fieldlink_dead_letters_stored", {{"error", error}}, count);
 
     if (o.database_bytes) {
         e.gauge("fieldlink_database_bytes", "Size of the database file and its WAL.",
@@ -147,6 +149,7 @@ std::string render_status_json(const Observation& o, const HealthReport& health,
                     {"firmware", d.firmware},
                     {"incarnation", fmt_hex(d.incarnation)},
                     {"watermark", d.watermark},
+                    {"readings", d.readings},
                     {"last_seen_unix_ms", d.last_seen_unix_ms},
                     {"watermark_age_s",
                      d.watermark_unix_ms ? json(age_seconds(o.now_unix_ms, d.watermark_unix_ms)) : json(nullptr)}};

@@ -24,6 +24,16 @@ std::vector<OutgoingAck> AckOutbox::take(const std::function<bool()>& may_send) 
     return taken;
 }
 
+void AckOutbox::give_back(std::vector<OutgoingAck> acks) {
+    {
+        std::lock_guard lock(mutex_);
+        for (OutgoingAck& ack : acks) {
+            acks_.try_emplace(std::pair(std::move(ack.topic), ack.incarnation), std::move(ack.payload));
+        }
+    }
+    cv_.notify_one();
+}
+
 void AckOutbox::notify() {
     { std::lock_guard lock(mutex_); }  // orders the caller's flag change before the waiter's re-check
     cv_.notify_all();

@@ -30,6 +30,9 @@ namespace {
 constexpr int kSubscriptionQos = 1;
 constexpr int kTelemetryQos = 0;
 constexpr int kAckQos = 0;
+// Acks Paho may hold unsent (its default is 100). More only wait in our outbox,
+// coalesced per device; send_acks() waits for Paho to write before adding more.
+constexpr int kPahoQueuedAcks = 1024;
 
 // Logs the outcome of the SUBSCRIBE sent after each (re)connect.
 class SubscribeListener final : public mqtt::iaction_listener {
@@ -104,7 +107,9 @@ public:
           log_(log),
           subscribe_listener_(log, subscribed_, on_subscribed_),
           connect_listener_(*this),
-          client_(settings.broker_uri, settings.client_id, static_cast<mqtt::iclient_persistence*>(nullptr)) {
+          client_(settings.broker_uri, settings.client_id,
+                  mqtt::create_options_builder().max_buffered_messages(kPahoQueuedAcks).finalize(),
+                  static_cast<mqtt::iclient_persistence*>(nullptr)) {
         options_ = mqtt::connect_options_builder()
                        .mqtt_version(MQTTVERSION_3_1_1)
                        // The broker keeps our subscriptions and queues QoS 1 messages while we are away.
@@ -271,31 +276,72 @@ private:
 
     // The sender thread: waits until there is something to send and a
     // connection to send it on; while disconnected, acks stay (coalesced) in
-    // the outbox and go out after the reconnect.
+    // the outbox and go out after the reconnect. When Paho's own queue is full
+    // (a commit that covers more devices than it buffers), it waits for Paho to
+    // write what it holds instead of dropping the rest.
     void send_acks() {
-        std::uint64_t failures = 0;
+        std::uint64_t dropped = 0;
+        mqtt::delivery_token_ptr last_sent;
         for (;;) {
-            const std::vector<OutgoingAck> acks = outbox_.take([this] { return connected_.load(); });
+            std::vector<OutgoingAck> acks = outbox_.take([this] { return connected_.load(); });
             if (acks.empty()) {
                 if (const std::size_t left = outbox_.size(); left > 0) {
                     log_.debug("{} acks not sent: not connected at shutdown", left);
                 }
                 return;  // closed
             }
-            for (const OutgoingAck& ack : acks) {
+            std::size_t next = 0;
+            while (next < acks.size()) {
+                const OutgoingAck& ack = acks[next];
                 try {
                     // May wait for Paho's mutex while a message callback is blocked; the
                     // writer keeps draining the queue meanwhile, so that wait ends.
-                    client_.publish(ack.topic, ack.payload.data(), ack.payload.size(), kAckQos, false);
+                    last_sent = client_.publish(ack.topic, ack.payload.data(), ack.payload.size(), kAckQos, false);
+                    ++next;
                 } catch (const mqtt::exception& e) {
+                    const int code = e.get_return_code();
+                    if (code == MQTTASYNC_MAX_BUFFERED_MESSAGES && !stopping()) {
+                        wait_until_written(last_sent);
+                        last_sent.reset();
+                        continue;
+                    }
+                    if (code == MQTTASYNC_DISCONNECTED || !connected_) {
+                        // Sent after the reconnect, unless a newer ack replaces it meanwhile.
+                        outbox_.give_back(std::vector<OutgoingAck>(std::make_move_iterator(acks.begin() + next),
+                                                                   std::make_move_iterator(acks.end())));
+                        pause(std::chrono::milliseconds(100));
+                        break;
+                    }
                     // Dropped: the device re-sends and a later commit acks it again.
-                    if (++failures <= 3 || failures % 100 == 0) {
-                        log_.warn("cannot publish the commit ack to {} ({} failures so far): {}", ack.topic, failures,
+                    if (++dropped <= 3 || dropped % 100 == 0) {
+                        log_.warn("cannot publish the commit ack to {} ({} dropped so far): {}", ack.topic, dropped,
                                   e.what());
                     }
+                    ++next;
                 }
             }
         }
+    }
+
+    // Until Paho has written `token`'s message (and so everything queued before
+    // it), the link is lost or stop() is called. Without a token to wait for, waits a little.
+    void wait_until_written(const mqtt::delivery_token_ptr& token) {
+        if (!token) {
+            pause(std::chrono::milliseconds(10));
+            return;
+        }
+        try {
+            while (!token->wait_for(std::chrono::milliseconds(200))) {
+                if (stopping() || !connected_) return;
+            }
+        } catch (const mqtt::exception&) {
+            // That publish failed (the link went down); the caller's next publish says how.
+        }
+    }
+
+    void pause(std::chrono::milliseconds how_long) {
+        std::unique_lock lock(mutex_);
+        cv_.wait_for(lock, how_long, [this] { return stopping_; });
     }
 
     void on_connected() {

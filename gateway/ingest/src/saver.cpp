@@ -133,6 +133,7 @@ void Saver::log_rejection(const Rejected& rejected) {
 void Saver::run_writer() {
     try {
         std::vector<Queued> group;
+        std::chrono::steady_clock::time_point last_commit_start{};
         for (;;) {
             group.clear();
             Queued first;
@@ -145,14 +146,21 @@ void Saver::run_writer() {
             if (popped != PopResult::Item) break;  // closed and drained
             std::size_t rows = row_weight(first.message);
             group.push_back(std::move(first));
-            // The group stays open a short while to share one fsync among many messages.
-            const auto deadline = std::chrono::steady_clock::now() + settings_.batch_max_delay;
+            // The group takes what is waiting and closes when nothing more is, so
+            // one fsync serves every message that arrived during the previous one;
+            // it waits for more only to keep commits commit_interval_min apart.
+            const auto earliest = last_commit_start + settings_.commit_interval_min;
             while (rows < settings_.batch_max_rows) {
                 Queued next;
-                if (queue_.pop_until(&next, deadline) != PopResult::Item) break;
+                if (queue_.try_pop(&next) != PopResult::Item &&
+                    (std::chrono::steady_clock::now() >= earliest ||
+                     queue_.pop_until(&next, earliest) != PopResult::Item)) {
+                    break;
+                }
                 rows += row_weight(next.message);
                 group.push_back(std::move(next));
             }
+            last_commit_start = std::chrono::steady_clock::now();
             stats_.writer_busy_since_ns.store(steady_now_ns());
             commit_with_retry(group);
             stats_.writer_busy_since_ns.store(0);

@@ -76,7 +76,7 @@ struct Config {
     std::int64_t busy_timeout_ms = 5000;
     // [pipeline]
     std::int64_t batch_rows = 1000;
-    std::int64_t batch_delay_ms = 20;
+    std::int64_t batch_delay_ms = 0;
     std::int64_t queue = 10000;
     std::int64_t max_incarnations = 10000;
     std::int64_t max_ranges_per_incarnation = 64;
@@ -90,7 +90,16 @@ struct Config {
     std::int64_t retention_delete_batch_rows = 2000;
     // [log]
     LogLevel log_level = LogLevel::Info;
+    LogFormat log_format = LogFormat::Text;
     std::int64_t stats_interval_s = 10;
+    // [http] (docs/operations.md "Metrics, health and the status page")
+    bool http_enable = false;
+    std::string http_address = "127.0.0.1";
+    std::int64_t http_port = 9770;
+    std::int64_t http_max_device_series = 1000;
+    std::int64_t health_writer_stall_s = 30;               // 0: that check is off
+    std::int64_t health_min_free_disk_bytes = 64LL << 20;  // 0: off
+    std::int64_t health_max_forward_lag_s = 3600;          // 0: off
     // [[upstream]], in file order
     std::vector<UpstreamConfig> upstreams;
 

@@ -47,7 +47,7 @@ struct HealthReport {
 
 HealthReport evaluate_health(const HealthInputs& inputs, const HealthSettings& settings);
 
-// {"status":"ok"|"unhealthy","checks":[{"name":..,"ok":..,"detail":..},..],"failing":[names]}
+// {"status":"ok"|"unhealthy","failing":[names],"checks":[{"name":..,"ok":..,"detail":..},..]}
 std::string to_json(const HealthReport& report);
 
 }  // namespace fieldlink::gateway::http

@@ -12,7 +12,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <string>
 
 #include "fieldlink/gateway/http/health.hpp"
@@ -21,15 +20,12 @@
 
 namespace fieldlink::gateway::http {
 
-// "HOST:PORT", with HOST an IPv4 address, a name, or "[v6]"; PORT 0..65535 (0: any free port).
+// Where to listen: an IPv4 or IPv6 address (no brackets) or a host name;
+// port 0 takes any free port (see HttpServer::port()).
 struct ListenAddress {
     std::string host;
     int port = 0;
 };
-
-// Empty when `text` is not HOST:PORT.
-std::optional<ListenAddress> parse_listen_address(const std::string& text);
-inline constexpr const char* kListenAddressExpected = "HOST:PORT (e.g. 127.0.0.1:9770 or [::1]:9770), or empty";
 
 struct HttpSettings {
     ListenAddress listen{"127.0.0.1", 9770};
@@ -37,7 +33,8 @@ struct HttpSettings {
     std::size_t queue = 16;  // connections accepted, waiting for a worker
     int read_timeout_s = 5;  // a client that sends nothing for this long is dropped
     int write_timeout_s = 5;
-    int keep_alive_timeout_s = 2;  // an idle kept-alive connection holds a worker at most this long
+    // One request per connection: an idle kept-alive connection (a browser
+    // keeps several) would hold a worker that a scrape needs.
     HealthSettings health;
     std::string version;  // for fieldlink_build_info and the page
 };

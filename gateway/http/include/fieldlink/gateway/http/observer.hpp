@@ -44,6 +44,7 @@ struct DeviceView {
     std::uint64_t watermark = 0;         // of that incarnation
     std::int64_t watermark_unix_ms = 0;  // when the gateway last committed for it (0: never)
     std::int64_t last_seen_unix_ms = 0;  // latest of status, commit and telemetry
+    std::uint64_t readings = 0;          // rows in readings now (every incarnation)
     bool has_telemetry = false;          // the fields below are from the latest telemetry
     std::int64_t telemetry_unix_ms = 0;
     std::uint64_t spool_depth = 0;  // readings held, not yet acked
@@ -98,6 +99,14 @@ public:
 
 private:
     void read_database(Observation& o);
+    void count_readings(sqlite::Database& db, const std::optional<RetentionStats>& retention);
+
+    // Readings per device, counted through readings.id counted_through_: each
+    // observation counts only the rows added since; after a retention delete
+    // (its totals moved) everything is counted again, so the counts stay exact.
+    std::map<std::string, std::uint64_t> readings_per_device_;
+    std::int64_t counted_through_ = 0;
+    std::optional<std::uint64_t> counted_at_retention_deletes_;
 
     const GatewaySources sources_;
     const std::size_t max_devices_;

@@ -36,6 +36,11 @@ public:
     // `may_send` is evaluated under the outbox's lock: keep it a flag read.
     std::vector<OutgoingAck> take(const std::function<bool()>& may_send);
 
+    // Returns acks that were taken but could not be sent. An ack put since
+    // then for the same topic and incarnation is newer and stays. Kept after close(),
+    // so that take() still finds them if the link may send.
+    void give_back(std::vector<OutgoingAck> acks);
+
     // Wakes take() to re-check `may_send` (call after the condition changed).
     void notify();
     // Refuses new acks; take() returns what is left if `may_send()`, else nothing.

@@ -41,6 +41,13 @@ public:
         return take(lock, out);
     }
 
+    // Never waits: Timeout when nothing is queued and the queue is open.
+    PopResult try_pop(T* out) {
+        std::unique_lock lock(mutex_);
+        if (!closed_ && items_.empty()) return PopResult::Timeout;
+        return take(lock, out);
+    }
+
     PopResult pop_until(T* out, std::chrono::steady_clock::time_point deadline) {
         std::unique_lock lock(mutex_);
         if (!not_empty_.wait_until(lock, deadline, [this] { return closed_ || !items_.empty(); })) {

@@ -37,12 +37,15 @@
 namespace fieldlink::gateway {
 
 struct SaverSettings {
-    std::size_t batch_max_rows = 1000;              // a transaction closes at this many readings...
-    std::chrono::milliseconds batch_max_delay{20};  // ...or this long after its first message
-    std::size_t queue_capacity = 10000;             // messages between the link and the writer
-    std::chrono::milliseconds retry_min{100};       // backoff after a failed commit, doubling...
-    std::chrono::milliseconds retry_max{5000};      // ...up to this
-    int retries_after_stop = 3;                     // failed commits tolerated while stopping
+    // A transaction takes every message waiting and closes when nothing more
+    // is, or at batch_max_rows readings. It waits for more only so that commits
+    // start at least commit_interval_min apart: a bound on fsyncs per second.
+    std::size_t batch_max_rows = 1000;
+    std::chrono::milliseconds commit_interval_min{0};
+    std::size_t queue_capacity = 10000;         // messages between the link and the writer
+    std::chrono::milliseconds retry_min{100};   // backoff after a failed commit, doubling...
+    std::chrono::milliseconds retry_max{5000};  // ...up to this
+    int retries_after_stop = 3;                 // failed commits tolerated while stopping
 
     // Bounds on the writer's per-device state, which is only a cache (least
     // recently used out): watermarks are reloaded from the database, boot
