@@ -33,6 +33,7 @@ SHIPPED = {
     "libsqlite3.so.0": "libsqlite3-0", "libfmt.so.9": "libfmt9", "libzstd.so.1": "libzstd1",
     "libpq.so.5": "libpq5", "libssl.so.3": "libssl3", "libcrypto.so.3": "libssl3",
     "libtomlplusplus.so.3": "libtomlplusplus3", "libsystemd.so.0": "libsystemd0",
+    "libcpp-httplib.so.0.11": "libcpp-httplib0.11",
 }
 
 

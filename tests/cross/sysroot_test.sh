@@ -53,7 +53,7 @@ mkdir "$sysroot"
 # runtime, and everything they depend on, as dpkg has them installed.
 roots=(libc6 libc6-dev linux-libc-dev libstdc++6 libgcc-s1
        libpaho-mqttpp-dev libpaho-mqtt-dev libssl-dev libsqlite3-dev libfmt-dev libzstd-dev
-       libtomlplusplus-dev libgtest-dev libgmock-dev libsystemd-dev libpq5)
+       libtomlplusplus-dev libgtest-dev libgmock-dev libsystemd-dev libpq5 libcpp-httplib-dev)
 # Architecture: all; setup-cross.sh installs the host's copy, a Pi needs its own.
 indep_roots=(libcli11-dev nlohmann-json3-dev)
 

@@ -68,7 +68,7 @@ class Packages(unittest.TestCase):
         self.assertIn("u fieldlink ", (tree / "usr/lib/sysusers.d/fieldlink.conf").read_text())
         depends = self.field("fieldlink-gateway", "Depends")
         for lib in ("libpaho-mqttpp3-1", "libpaho-mqtt1.3", "libsqlite3-0", "libfmt9", "libtomlplusplus3",
-                    "libpq5", "libzstd1", "systemd"):
+                    "libpq5", "libzstd1", "libcpp-httplib0.11", "systemd"):
             self.assertRegex(depends, rf"(^|, ){re.escape(lib)}( |,|$)", depends)
         self.assertEqual(self.field("fieldlink-gateway", "Recommends"), "mosquitto")
         # Stripped: no debug sections (CPACK_STRIP_FILES).
