@@ -121,10 +121,10 @@ def saver_stats(saver):
             "duplicates": values.get("duplicates"), "commits": values.get("commits"), "acks_sent": values.get("acks")}
 
 
-def start_saver(kind, wd, broker, db, tools, args, batch_delay_ms=None):
+def start_saver(kind, wd, broker, db, tools, args, batch_delay_ms=None, wrap=()):
     client_id = f"fieldlink-bench-{broker.port}"
     if kind == GATEWAY:
-        argv = [tools["gateway"], "--broker", broker.uri, "--db", db, "--client-id", client_id,
+        argv = [*wrap, tools["gateway"], "--broker", broker.uri, "--db", db, "--client-id", client_id,
                 "--stats-interval", "0", "--log-level", "info"]
     else:
         store = "sqlite" if kind.startswith("sqlite") else "null"
@@ -364,6 +364,38 @@ def proc_status_kib(pid, field):
     return None
 
 
+def proc_write_bytes(pid):
+    """Bytes the process caused to be sent to the block layer (/proc/PID/io write_bytes)."""
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("write_bytes:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no write_bytes in /proc/{pid}/io")
+
+
+def fsync_tracer(path):
+    """strace counting only fsync and fdatasync (seccomp filter: the other calls run untraced)."""
+    return ["strace", "-f", "--seccomp-bpf", "-qq", "-e", "trace=fsync,fdatasync", "-c", "-o", str(path)]
+
+
+def traced_child(tracer_pid):
+    """The gateway that strace started (its only child)."""
+    def child():
+        text = Path(f"/proc/{tracer_pid}/task/{tracer_pid}/children").read_text().split()
+        return int(text[0]) if text else None
+    h.wait_for(child, 10, "strace to start the gateway")
+    return child()
+
+
+def fsync_calls(summary_path):
+    """fsync + fdatasync calls from strace -c's table (columns ... calls [errors] syscall)."""
+    calls = 0
+    for line in Path(summary_path).read_text().splitlines():
+        fields = line.split()
+        if fields and fields[-1] in ("fsync", "fdatasync"):
+            calls += int(fields[3])
+    return calls
+
+
 def sqlite_ceiling(tools, args, batch, rows):
     """SQLite alone, the saver's rows through the gateway's store library, in a temporary folder
     (the same disk as the gateway's database in the other runs)."""
@@ -382,32 +414,43 @@ def sqlite_ceiling(tools, args, batch, rows):
     return {"batch": batch, "rows": rows, "runs": runs}
 
 
-def loadgen_run(tools, args, name, lg_args):
+def loadgen_run(tools, args, name, lg_args, disk=False):
     """One fieldlink-loadgen run against the real gateway (its defaults, synchronous=full) and a
     private Mosquitto. Returns the loadgen's summary with the gateway's CPU time and peak RSS, after
-    checking that SQLite holds exactly the acked readings."""
+    checking that SQLite holds exactly the acked readings. With disk, also what the gateway wrote to
+    the disk (write_bytes, the WAL checkpoints during the run included) and its fsync calls, counted
+    by strace from the gateway's start to its exit (so the last checkpoint, at exit, is in them)."""
     log(f"loadgen: {name}: {' '.join(str(a) for a in lg_args)}")
     with h.workdir("bench-loadgen") as wd:
         broker = h.Mosquitto(wd).start()
         db = wd / "fieldlink.db"
         gateway = None
+        trace = wd / "fsync.strace"
         try:
-            gateway = start_saver(GATEWAY, wd, broker, db, tools, args)
-            pid = gateway.proc.pid
+            gateway = start_saver(GATEWAY, wd, broker, db, tools, args, wrap=fsync_tracer(trace) if disk else ())
+            pid = traced_child(gateway.proc.pid) if disk else gateway.proc.pid
             cpu_before = proc_cpu_s(pid)
+            written_before = proc_write_bytes(pid) if disk else 0
+            started = time.monotonic()
             done = subprocess.run([tools["loadgen"], "--port", str(broker.port), "--dump-unacked", wd / "unacked.csv",
                                    *[str(a) for a in lg_args]], capture_output=True, text=True, timeout=900)
             cpu_s = proc_cpu_s(pid) - cpu_before
+            written = proc_write_bytes(pid) - written_before if disk else 0
             peak_kib = proc_status_kib(pid, "VmHWM")
             rss_kib = proc_status_kib(pid, "VmRSS")
             if done.returncode != 0:
                 raise AssertionError(f"loadgen exit {done.returncode}: {done.stdout} {done.stderr[-2000:]}")
             summary = json.loads(done.stdout.strip().splitlines()[-1])
+            if disk:
+                os.kill(pid, signal.SIGTERM)  # strace passes on no signal; it exits after the gateway
+                gateway.wait(60)
+            lifetime_s = time.monotonic() - started
             gateway.stop()
             stats = saver_stats(gateway)
             rows, distinct = h.query(db, "SELECT count(*), count(DISTINCT device || ':' || incarnation || ':' || seq)"
                                          " FROM readings")[0]
             unacked = (wd / "unacked.csv").read_text().count("\n")
+            fsyncs = fsync_calls(trace) if disk else None  # strace wrote its table when the gateway exited
         finally:
             for process in (gateway, broker):
                 if process:
@@ -420,6 +463,13 @@ def loadgen_run(tools, args, name, lg_args):
               "loadgen_cpu_us_per_reading": round(summary["cpu_s"] * 1e6 / acked, 2) if acked else None,
               "all_stored": rows == distinct == acked and unacked == 0,
               "commits": stats.get("commits"), "duplicates": stats.get("duplicates")}
+    if disk:
+        result.update({"disk_write_bytes": written,
+                       "disk_bytes_per_reading": round(written / rows, 1) if rows else None,
+                       "fsync_calls": fsyncs, "fsyncs_per_s": round(fsyncs / lifetime_s, 1),
+                       "fsyncs_per_commit": ratio(fsyncs, stats.get("commits") or 0)})
+        log(f"  disk: {result['disk_bytes_per_reading']} bytes written per reading, "
+            f"{result['fsyncs_per_s']} fsyncs/s ({fsyncs} in {lifetime_s:.1f} s, {stats.get('commits')} commits)")
     lat = summary["ack_latency_ms"]
     log(f"  {fmt_rate(summary['acked_readings_per_s'])} readings/s acked, ack p50/p99 {lat['p50']}/{lat['p99']} ms, "
         f"resent {summary['batches_resent']}, gateway {result['gateway_cpu_us_per_reading']} us CPU/reading, "
@@ -443,7 +493,7 @@ def loadgen_suite(tools, args):
         per_device = math.ceil(rows / devices / batch)
         run = loadgen_run(tools, args, f"max rate, {devices} devices x window {args.loadgen_window} x batch {batch}",
                           ["--devices", devices, "--window", args.loadgen_window, "--batch", batch,
-                           "--batches", per_device, "--rate", 0, "--prefix", f"max{batch}"])
+                           "--batches", per_device, "--rate", 0, "--prefix", f"max{batch}"], disk=batch == 16)
         ceiling = out["sqlite_ceiling"][str(batch)]["runs"]["full/store"]["rows_per_s"]
         run["over_sqlite_ceiling"] = ratio(run["loadgen"]["acked_readings_per_s"], ceiling)
         out["max_rate"][str(batch)] = run
@@ -455,6 +505,12 @@ def loadgen_suite(tools, args):
         ["--devices", devices, "--window", args.loadgen_window, "--batch", 16, "--rate", f"{rate:.3f}",
          "--duration", seconds, "--batches", math.ceil(rate * seconds / 16) + 2, "--prefix", "half"])
     out["half_rate"]["offered_per_s"] = round(rate * devices)
+    # SD-card wear at a site's pace: 1,000 readings/s (100 devices x 10/s in batches of 10).
+    out["disk_1k"] = loadgen_run(
+        tools, args, "1,000 readings/s: 100 devices x 10 readings/s, batch 10",
+        ["--devices", 100, "--window", 4, "--batch", 10, "--rate", 10, "--duration", seconds,
+         "--batches", math.ceil(10 * seconds / 10) + 2, "--prefix", "disk"], disk=True)
+    out["disk_1k"]["offered_per_s"] = 1000
     fleets = [(1000, 10, 10)] + ([] if quick else [(10_000, 1, 1)])
     out["fleets"] = []
     for count, per_s, batch in fleets:
@@ -491,7 +547,7 @@ def loadgen_markdown(results):
               "| run | offered/s | acked readings/s | / SQLite ceiling | ack p50 / p90 / p99 / max ms | resent | "
               "gateway CPU us/reading | loadgen CPU us/reading | gateway VmHWM KiB | all stored |",
               "|---|---:|---:|---:|---|---:|---:|---:|---:|---|"]
-    runs = list(lg["max_rate"].values()) + [lg["half_rate"]] + lg["fleets"]
+    runs = list(lg["max_rate"].values()) + [lg["half_rate"], lg["disk_1k"]] + lg["fleets"]
     for run in runs:
         s = run["loadgen"]
         lat = s["ack_latency_ms"]
@@ -500,6 +556,16 @@ def loadgen_markdown(results):
                      f"{lat['p50']} / {lat['p90']} / {lat['p99']} / {lat['max']} | {s['batches_resent']} | "
                      f"{run['gateway_cpu_us_per_reading']} | {run['loadgen_cpu_us_per_reading']} | "
                      f"{run['gateway_vmhwm_kib']:,} | {run['all_stored']} |")
+    lines += ["", "## Disk (SD-card wear)", "",
+              "Bytes the gateway process sent to the block layer (`/proc/PID/io` `write_bytes`, WAL and "
+              "checkpoints) per stored reading, and its fsync/fdatasync calls (strace, start to exit).", "",
+              "| run | acked readings/s | bytes written per reading | fsyncs/s | fsyncs per commit | commits |",
+              "|---|---:|---:|---:|---:|---:|"]
+    for run in runs:
+        if "disk_bytes_per_reading" in run:
+            lines.append(f"| {run['name']} | {fmt_rate(run['loadgen']['acked_readings_per_s'])} | "
+                         f"{run['disk_bytes_per_reading']} | {run['fsyncs_per_s']} | {run['fsyncs_per_commit']} | "
+                         f"{run['commits']} |")
     return "\n".join(lines) + "\n"
 
 

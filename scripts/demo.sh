@@ -4,7 +4,8 @@
 # loopback port (from config/mosquitto/fieldlink.conf), the gateway writing an
 # SQLite file and forwarding to an upstream (a second Mosquitto, or with
 # --upstream postgres a private PostgreSQL), and simulated readers; shows what
-# lands and what was forwarded until Ctrl-C or --seconds.
+# lands and what was forwarded until Ctrl-C or --seconds, and prints where the
+# gateway's status page is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -69,6 +70,8 @@ cleanup() {
   stop "$gateway_pid"; stop "$broker_pid"; stop "$upstream_pid"
   [ "$upstream" = postgres ] && python3 tests/integration/pg_harness.py stop "$run/pg" >/dev/null 2>&1
   show
+  echo "== build/release/bin/fieldlink --db $db devices"
+  build/release/bin/fieldlink --db "$db" devices || true
   echo "database kept: $db   logs: $run/*.log"
 }
 
@@ -94,11 +97,14 @@ trap cleanup EXIT INT TERM
 mosquitto -c "$run/mosquitto.conf" >"$run/mosquitto.log" 2>&1 & broker_pid=$!
 echo "== mosquitto on 127.0.0.1:$port"
 
-# The gateway's config: the demo's broker and database, and its upstream.
+# The gateway's config: the demo's broker and database, its status page on
+# another free loopback port, and its upstream.
+http_port=$(free_port)
 { echo '[gateway]'; echo 'id = "demo-gateway"'
   echo '[mqtt]'; echo "broker = \"tcp://127.0.0.1:$port\""; echo 'client_id = "fieldlink-demo-gateway"'
   echo '[database]'; echo "path = \"$db\""
-  echo '[log]'; echo 'stats_interval_s = 10'; } >"$run/gateway.toml"
+  echo '[log]'; echo 'stats_interval_s = 10'
+  echo '[http]'; echo 'enable = true'; echo 'address = "127.0.0.1"'; echo "port = $http_port"; } >"$run/gateway.toml"
 case "$upstream" in
   mqtt)
     up_port=$(free_port)
@@ -115,6 +121,7 @@ esac
 sleep 0.5
 "$bin_gateway" --config "$run/gateway.toml" >"$run/gateway.log" 2>&1 & gateway_pid=$!
 echo "== gateway writing $db (config $run/gateway.toml, log $run/gateway.log)"
+echo "== status page: http://127.0.0.1:$http_port/   metrics: http://127.0.0.1:$http_port/metrics   health: http://127.0.0.1:$http_port/healthz"
 for i in $(seq 1 "$devices"); do
   dev=$(printf "demo-%02d" "$i")
   "$bin_reader" --device "$dev" --broker "127.0.0.1:$port" --period "$period" \

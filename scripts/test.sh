@@ -47,12 +47,15 @@ run_build ci -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFIELDLINK_BUILD_BENCH=ON
 
 # The Pi builds compile at low priority while the native tests (mostly waiting on
 # processes and sockets) run; -O2 as RelWithDebInfo, but without debug info (faster to build).
+# They and the sanitizer build are unity builds (several sources per compiler run: less time in
+# the same headers); the native build compiles each source alone, as a user's build does.
+unity=-DCMAKE_UNITY_BUILD=ON
 cross_pid=""
 if [ -n "$cross" ]; then
   (
     for arch in $cross; do
       nice -n 15 bash -c "$(declare -f run_build elapsed); jobs=$jobs; run_build pi-$arch \
-        -DCMAKE_TOOLCHAIN_FILE=$(toolchain_of "$arch") -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        -DCMAKE_TOOLCHAIN_FILE=$(toolchain_of "$arch") -DCMAKE_BUILD_TYPE=RelWithDebInfo $unity \
         '-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O2 -DNDEBUG' '-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -DNDEBUG'" || exit 1
     done
   ) >build/pi.build.log 2>&1 &
@@ -68,7 +71,7 @@ if [ -n "$cross_pid" ]; then
   wait "$cross_pid" || { tail -n 100 build/pi.build.log; echo "the Pi builds failed (build/pi.build.log)"; exit 1; }
 fi
 
-run_build asan -DCMAKE_BUILD_TYPE=Debug -DFIELDLINK_SANITIZE=address,undefined
+run_build asan -DCMAKE_BUILD_TYPE=Debug -DFIELDLINK_SANITIZE=address,undefined "$unity"
 
 # The emulated tests (busy cores under qemu) run beside the sanitizer tests (mostly waiting on
 # processes and sockets); their output follows once both are done.

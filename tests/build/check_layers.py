@@ -24,13 +24,16 @@ ROOMS = {
     "fieldlink-reader": ("firmware", 4),
     "fieldlink_gateway_store": ("gateway", 1),
     "fieldlink_gateway_ingest": ("gateway", 2),
-    "fieldlink_gateway_http": ("gateway", 3),  # /metrics, /healthz, the status page: reads ingest and store
-    "fieldlink_gateway_app": ("gateway", 4),
-    "fieldlink-gateway": ("gateway", 5),
+    "fieldlink_gateway_forward": ("gateway", 3),  # upstream cursors and read-ahead; ingest for its Logger, Clock
+    "fieldlink_upstream_mqtt": ("gateway", 4),
+    "fieldlink_upstream_postgres": ("gateway", 4),
+    "fieldlink_gateway_http": ("gateway", 4),  # /metrics, /healthz, the status page: reads ingest, store, forward
+    "fieldlink_gateway_app": ("gateway", 5),
+    "fieldlink-gateway": ("gateway", 6),
     "fieldlink_gateway_bridge": ("gateway", 3),
     "fieldlink-serial-bridge": ("gateway", 4),
     "fieldlink_cli_core": ("gateway", 1),
-    "fieldlink": ("gateway", 5),
+    "fieldlink": ("gateway", 6),
 }
 
 

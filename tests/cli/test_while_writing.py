@@ -20,6 +20,9 @@ COMMANDS = [
     ["export", "-o", "{wd}/export-{n}.ndjson.zst"],
     ["dead-letters"],
 ]
+# The query between every other command, so that several queries see the table grow even when
+# each run is slow (under the sanitizers a run takes about a second and the readers run for 8).
+SCHEDULE = [argv for other in COMMANDS[1:] for argv in (COMMANDS[0], other)]
 
 
 class WhileWriting(unittest.TestCase):
@@ -28,7 +31,7 @@ class WhileWriting(unittest.TestCase):
             broker = h.Mosquitto(wd).start()
             db = wd / "fieldlink.db"
             gateway = h.Gateway(wd, broker.port, db).start()
-            readers = [h.Reader(wd, f"w{i}", broker.port, ["--channels", "2", "--period", "5", "--duration", "6",
+            readers = [h.Reader(wd, f"w{i}", broker.port, ["--channels", "2", "--period", "5", "--duration", "8",
                                                             "--telemetry-interval", "1", "--drain-timeout", "30"])
                        for i in range(3)]
             runs = []
@@ -42,7 +45,7 @@ class WhileWriting(unittest.TestCase):
                 def hammer():
                     n = 0
                     while not done.is_set():
-                        for argv in COMMANDS:
+                        for argv in SCHEDULE:
                             argv = [a.format(wd=wd, n=n) for a in argv]
                             # Every other run with no busy timeout: WAL readers never wait for the writer.
                             wait = ["--busy-timeout", "0"] if n % 2 else []

@@ -31,19 +31,20 @@ CmsdkUart g_uart0;
 
 CmsdkUart& uart0() noexcept { return g_uart0; }
 
-volatile std::uint32_t& CmsdkUart::r(std::uintptr_t offset) const noexcept { return reg(base_ + offset); }
+std::uint32_t CmsdkUart::load(std::uintptr_t offset) const noexcept { return read32(base_ + offset); }
+void CmsdkUart::store(std::uintptr_t offset, std::uint32_t value) const noexcept { write32(base_ + offset, value); }
 
 void CmsdkUart::start(const Config& config) noexcept {
     base_ = config.base;
     std::uint32_t divisor = config.clock_hz / config.baud;
     if (divisor < kMinBaudDiv) divisor = kMinBaudDiv;
-    r(kCtrl) = 0;
-    r(kIntStatus) = kIntTx | kIntRx;
-    r(kBaudDiv) = divisor;
-    r(kCtrl) = kCtrlTxEnable | kCtrlRxEnable | kCtrlTxInterrupt | kCtrlRxInterrupt;
+    store(kCtrl, 0);
+    store(kIntStatus, kIntTx | kIntRx);
+    store(kBaudDiv, divisor);
+    store(kCtrl, kCtrlTxEnable | kCtrlRxEnable | kCtrlTxInterrupt | kCtrlRxInterrupt);
     const std::uint32_t irqs = (1u << config.rx_irq) | (1u << config.tx_irq);
-    reg(kNvicIcpr0) = irqs;  // drop anything pending from before
-    reg(kNvicIser0) = irqs;
+    write32(kNvicIcpr0, irqs);  // drop anything pending from before
+    write32(kNvicIser0, irqs);
 }
 
 void CmsdkUart::send_next() noexcept {
@@ -53,7 +54,7 @@ void CmsdkUart::send_next() noexcept {
     }
     tx_busy_ = true;
     const std::uint32_t tail = tx_tail_;
-    r(kData) = tx_[tail % kTxCapacity];
+    store(kData, tx_[tail % kTxCapacity]);
     tx_tail_ = tail + 1;
 }
 
@@ -101,18 +102,18 @@ bool CmsdkUart::tx_idle() const noexcept {
 CmsdkUart::Counters CmsdkUart::counters() const noexcept { return {tx_dropped_, rx_dropped_}; }
 
 void CmsdkUart::on_tx_interrupt() noexcept {
-    r(kIntStatus) = kIntTx;
+    store(kIntStatus, kIntTx);
     send_next();
 }
 
 void CmsdkUart::on_rx_interrupt() noexcept {
-    r(kIntStatus) = kIntRx;
-    if ((r(kState) & kStateRxOverrun) != 0) {
-        r(kState) = kStateRxOverrun;  // write 1 to clear
+    store(kIntStatus, kIntRx);
+    if ((load(kState) & kStateRxOverrun) != 0) {
+        store(kState, kStateRxOverrun);  // write 1 to clear
         rx_dropped_ = rx_dropped_ + 1;
     }
-    while ((r(kState) & kStateRxFull) != 0) {
-        const auto byte = static_cast<std::uint8_t>(r(kData));
+    while ((load(kState) & kStateRxFull) != 0) {
+        const auto byte = static_cast<std::uint8_t>(load(kData));
         const std::uint32_t head = rx_head_;
         if (head - rx_tail_ < kRxCapacity) {
             rx_[head % kRxCapacity] = byte;

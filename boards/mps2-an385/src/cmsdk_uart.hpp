@@ -51,7 +51,8 @@ public:
     void on_rx_interrupt() noexcept;
 
 private:
-    volatile std::uint32_t& r(std::uintptr_t offset) const noexcept;
+    std::uint32_t load(std::uintptr_t offset) const noexcept;  // a register of this UART
+    void store(std::uintptr_t offset, std::uint32_t value) const noexcept;
     void send_next() noexcept;  // with interrupts masked or from the TX handler
 
     std::uintptr_t base_ = 0;

@@ -4,6 +4,9 @@
 
 #include <cstdint>
 
+// reg(), read32/write32, IrqLock, wait_for_interrupt: the chip, or a test's model.
+#include <hw_access.hpp>
+
 namespace fieldlink::boards::mps2_an385 {
 
 inline constexpr std::uint32_t kCoreClockHz = 25'000'000;  // FPGA system clock
@@ -20,23 +23,5 @@ inline constexpr std::uintptr_t kSysTickRvr = 0xE000'E014;
 inline constexpr std::uintptr_t kSysTickCvr = 0xE000'E018;
 inline constexpr std::uintptr_t kNvicIser0 = 0xE000'E100;
 inline constexpr std::uintptr_t kNvicIcpr0 = 0xE000'E280;
-
-inline volatile std::uint32_t& reg(std::uintptr_t address) noexcept {
-    return *reinterpret_cast<volatile std::uint32_t*>(address);
-}
-
-// Interrupt masking around state shared with handlers (PRIMASK).
-class IrqLock {
-public:
-    IrqLock() noexcept { asm volatile("mrs %0, primask\n cpsid i" : "=r"(saved_)::"memory"); }
-    ~IrqLock() { asm volatile("msr primask, %0" ::"r"(saved_) : "memory"); }
-    IrqLock(const IrqLock&) = delete;
-    IrqLock& operator=(const IrqLock&) = delete;
-
-private:
-    std::uint32_t saved_ = 0;
-};
-
-inline void wait_for_interrupt() noexcept { asm volatile("wfi" ::: "memory"); }
 
 }  // namespace fieldlink::boards::mps2_an385
