@@ -3,6 +3,8 @@
 ceilings measured in the same run on the same machine (docs/benchmarks.md).
 
     bench/run.py --out bench-results.json --out bench-results.md
+    bench/run.py --loadgen ...    many devices (fieldlink-loadgen), the SQLite ceiling, disk wear
+    bench/run.py --growth ...     ingest rate and RSS as the database grows
 
 Builds what it needs (Release) unless --no-build, then starts private Mosquitto
 brokers from config/mosquitto/fieldlink.conf, the gateway, the benchmark savers
@@ -121,11 +123,11 @@ def saver_stats(saver):
             "duplicates": values.get("duplicates"), "commits": values.get("commits"), "acks_sent": values.get("acks")}
 
 
-def start_saver(kind, wd, broker, db, tools, args, batch_delay_ms=None, wrap=()):
+def start_saver(kind, wd, broker, db, tools, args, batch_delay_ms=None):
     client_id = f"fieldlink-bench-{broker.port}"
     if kind == GATEWAY:
-        argv = [*wrap, tools["gateway"], "--broker", broker.uri, "--db", db, "--client-id", client_id,
-                "--stats-interval", "0", "--log-level", "info"]
+        argv = [tools["gateway"], "--broker", broker.uri, "--db", db, "--client-id", client_id,
+                "--stats-interval", "0", "--log-level", "info", *shlex.split(args.gateway_args)]
     else:
         store = "sqlite" if kind.startswith("sqlite") else "null"
         argv = [tools["saver"], "--store", store, "--db", db, "--broker", broker.uri, "--client-id", client_id,
@@ -208,7 +210,8 @@ def drain(tools, args, kind, window, batch, backlog, store="ram", batch_delay_ms
                      "--full-policy", "refuse", "--reconnect-min", "5", "--reconnect-max", "20",
                      "--drain-timeout", "300"]), wd).start()
                 started = time.monotonic()
-                h.wait_for(lambda: "store full" in reader.log() or not reader.running(), 120,
+                # A flash spool syncs every append, so on a slow disk filling it takes minutes (not measured).
+                h.wait_for(lambda: "store full" in reader.log() or not reader.running(), 120 if store == "ram" else 900,
                            f"a backlog of {backlog} readings", interval=0.1)
                 build_s = time.monotonic() - started
                 reader.signal(signal.SIGTERM)  # stop sampling; drain once the link is up
@@ -372,27 +375,33 @@ def proc_write_bytes(pid):
     raise AssertionError(f"no write_bytes in /proc/{pid}/io")
 
 
-def fsync_tracer(path):
-    """strace counting only fsync and fdatasync (seccomp filter: the other calls run untraced)."""
-    return ["strace", "-f", "--seccomp-bpf", "-qq", "-e", "trace=fsync,fdatasync", "-c", "-o", str(path)]
+def count_fsyncs(pid, path):
+    """perf counting the process's fsync and fdatasync calls at their kernel tracepoints (no stop
+    of the process, unlike strace, whose stops slowed the writer enough to change the commit sizes);
+    it writes its counts to `path` when the process exits. None where perf cannot (no linux-perf,
+    or kernel.perf_event_paranoid too strict for this user)."""
+    if shutil.which("perf") is None:
+        return None
+    proc = subprocess.Popen(["perf", "stat", "-x", ",", "-o", str(path), "-e",
+                             "syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync", "-p", str(pid)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)  # attached before the load starts
+    if proc.poll() is not None:
+        log(f"  perf stat could not count fsyncs (exit {proc.returncode}); fsyncs not measured")
+        return None
+    return proc
 
 
-def traced_child(tracer_pid):
-    """The gateway that strace started (its only child)."""
-    def child():
-        text = Path(f"/proc/{tracer_pid}/task/{tracer_pid}/children").read_text().split()
-        return int(text[0]) if text else None
-    h.wait_for(child, 10, "strace to start the gateway")
-    return child()
-
-
-def fsync_calls(summary_path):
-    """fsync + fdatasync calls from strace -c's table (columns ... calls [errors] syscall)."""
+def fsync_calls(perf, path):
+    """The sum of perf's counts (-x , lines: value,unit,event,...), once perf has exited."""
+    if perf is None:
+        return None
+    perf.wait(timeout=30)
     calls = 0
-    for line in Path(summary_path).read_text().splitlines():
-        fields = line.split()
-        if fields and fields[-1] in ("fsync", "fdatasync"):
-            calls += int(fields[3])
+    for line in Path(path).read_text().splitlines():
+        fields = line.split(",")
+        if len(fields) > 2 and fields[2].startswith("syscalls:sys_enter_f") and fields[0].isdigit():
+            calls += int(fields[0])
     return calls
 
 
@@ -414,21 +423,25 @@ def sqlite_ceiling(tools, args, batch, rows):
     return {"batch": batch, "rows": rows, "runs": runs}
 
 
-def loadgen_run(tools, args, name, lg_args, disk=False):
+def loadgen_run(tools, args, name, lg_args, disk=False, db_path=None):
     """One fieldlink-loadgen run against the real gateway (its defaults, synchronous=full) and a
     private Mosquitto. Returns the loadgen's summary with the gateway's CPU time and peak RSS, after
     checking that SQLite holds exactly the acked readings. With disk, also what the gateway wrote to
     the disk (write_bytes, the WAL checkpoints during the run included) and its fsync calls, counted
-    by strace from the gateway's start to its exit (so the last checkpoint, at exit, is in them)."""
+    by perf from just after its start to its exit (so the last checkpoint, at exit, is in them).
+    With db_path, the gateway writes that database (kept), and only rows added by this run count."""
     log(f"loadgen: {name}: {' '.join(str(a) for a in lg_args)}")
     with h.workdir("bench-loadgen") as wd:
         broker = h.Mosquitto(wd).start()
-        db = wd / "fieldlink.db"
+        db = Path(db_path) if db_path else wd / "fieldlink.db"
+        first_id = h.query(db, "SELECT coalesce(max(id), 0) FROM readings")[0][0] if db.exists() else 0
         gateway = None
-        trace = wd / "fsync.strace"
+        counts = wd / "fsync.perf"
+        perf = None
         try:
-            gateway = start_saver(GATEWAY, wd, broker, db, tools, args, wrap=fsync_tracer(trace) if disk else ())
-            pid = traced_child(gateway.proc.pid) if disk else gateway.proc.pid
+            gateway = start_saver(GATEWAY, wd, broker, db, tools, args)
+            pid = gateway.proc.pid
+            perf = count_fsyncs(pid, counts) if disk else None
             cpu_before = proc_cpu_s(pid)
             written_before = proc_write_bytes(pid) if disk else 0
             started = time.monotonic()
@@ -441,20 +454,19 @@ def loadgen_run(tools, args, name, lg_args, disk=False):
             if done.returncode != 0:
                 raise AssertionError(f"loadgen exit {done.returncode}: {done.stdout} {done.stderr[-2000:]}")
             summary = json.loads(done.stdout.strip().splitlines()[-1])
-            if disk:
-                os.kill(pid, signal.SIGTERM)  # strace passes on no signal; it exits after the gateway
-                gateway.wait(60)
-            lifetime_s = time.monotonic() - started
             gateway.stop()
+            lifetime_s = time.monotonic() - started
             stats = saver_stats(gateway)
             rows, distinct = h.query(db, "SELECT count(*), count(DISTINCT device || ':' || incarnation || ':' || seq)"
-                                         " FROM readings")[0]
+                                         f" FROM readings WHERE id > {first_id}")[0]
             unacked = (wd / "unacked.csv").read_text().count("\n")
-            fsyncs = fsync_calls(trace) if disk else None  # strace wrote its table when the gateway exited
+            fsyncs = fsync_calls(perf, counts)  # perf wrote its counts when the gateway exited
         finally:
             for process in (gateway, broker):
                 if process:
                     process.stop()
+            if perf and perf.poll() is None:
+                perf.kill()
     acked = summary["readings_acked"]
     result = {"name": name, "loadgen": summary, "gateway_cpu_s": round(cpu_s, 3),
               "gateway_cpu_us_per_reading": round(cpu_s * 1e6 / rows, 2) if rows else None,
@@ -466,7 +478,7 @@ def loadgen_run(tools, args, name, lg_args, disk=False):
     if disk:
         result.update({"disk_write_bytes": written,
                        "disk_bytes_per_reading": round(written / rows, 1) if rows else None,
-                       "fsync_calls": fsyncs, "fsyncs_per_s": round(fsyncs / lifetime_s, 1),
+                       "fsync_calls": fsyncs, "fsyncs_per_s": round(fsyncs / lifetime_s, 1) if fsyncs else None,
                        "fsyncs_per_commit": ratio(fsyncs, stats.get("commits") or 0)})
         log(f"  disk: {result['disk_bytes_per_reading']} bytes written per reading, "
             f"{result['fsyncs_per_s']} fsyncs/s ({fsyncs} in {lifetime_s:.1f} s, {stats.get('commits')} commits)")
@@ -523,6 +535,99 @@ def loadgen_suite(tools, args):
     return out
 
 
+GROWTH_DEVICES = 1000
+
+
+def fill_readings(db, start_row, end_row):
+    """Adds rows start_row..end_row-1 to the gateway's own schema as 1,000 devices interleaved
+    (grow-00000.., the device ids the load generator uses, each with an incarnation of its own that
+    the load generator never draws), with their watermarks: what a gateway that stored them would
+    hold. Fast (no fsync, large cache): only the measured runs are durable."""
+    con = sqlite3.connect(db, isolation_level=None)
+    con.execute("PRAGMA synchronous = OFF")
+    con.execute("PRAGMA cache_size = -262144")
+    base_ms = 1_700_000_000_000
+    step = 100_000
+
+    def device(i):
+        return f"grow-{i:05}"
+
+    for chunk in range(start_row, end_row, step):
+        last = min(chunk + step, end_row)
+        con.execute("BEGIN")
+        con.executemany(
+            "INSERT INTO readings (device, incarnation, seq, boot, channel, mono_ms, unix_ms, value, received_unix_ms)"
+            " VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?)",
+            ((device(n % GROWTH_DEVICES), n % GROWTH_DEVICES + 1, n // GROWTH_DEVICES + 1, n % 3,
+              (n // GROWTH_DEVICES) * 100, base_ms + (n // GROWTH_DEVICES) * 100, 20.0 + (n % 997) / 100.0,
+              base_ms + (n // GROWTH_DEVICES) * 100 + 50) for n in range(chunk, last)))
+        con.execute("COMMIT")
+    con.execute("BEGIN")
+    con.executemany("INSERT OR REPLACE INTO watermarks (device, incarnation, watermark, updated_unix_ms)"
+                    " VALUES (?, ?, ?, ?)",
+                    ((device(i), i + 1, (end_row - 1 - i) // GROWTH_DEVICES + 1, base_ms)
+                     for i in range(min(GROWTH_DEVICES, end_row))))
+    con.execute("COMMIT")
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+
+
+def growth_suite(tools, args):
+    """Ingest rate and gateway RSS as the database grows: one file filled to each size in turn
+    (smallest first), and at each size the same load generator run (1,000 devices, the filled
+    devices' ids, as fast as the acks allow), the rate a ratio of the empty database's."""
+    sizes = sorted(int(x) for x in args.growth_sizes.split(","))
+    per_device_batches = max(1, math.ceil(args.growth_rows / GROWTH_DEVICES / 16))
+    out = {"settings": {"sizes": sizes, "devices": GROWTH_DEVICES, "rows_per_run": per_device_batches * 16 * GROWTH_DEVICES,
+                        "batch": 16, "window": 4}, "runs": []}
+    with h.workdir("bench-growth") as wd:
+        db = wd / "growth.db"
+        filled = 0
+        for k, size in enumerate(sizes):
+            if size > filled:
+                if filled == 0 and not db.exists():
+                    # The gateway creates its own schema first, so the fill matches it exactly.
+                    broker = h.Mosquitto(wd).start()
+                    try:
+                        start_saver(GATEWAY, wd, broker, db, tools, args).stop()
+                    finally:
+                        broker.stop()
+                begun = time.monotonic()
+                fill_readings(db, filled, size)
+                log(f"growth: filled to {size:,} rows in {time.monotonic() - begun:.0f} s")
+                filled = size
+            run = loadgen_run(tools, args, f"{size:,} rows in the database",
+                              ["--devices", GROWTH_DEVICES, "--window", 4, "--batch", 16, "--batches", per_device_batches,
+                               "--rate", 0, "--prefix", "grow", "--seed", 100 + k, "--connect-parallel", 500],
+                              db_path=db)
+            filled += run["stored_rows"]
+            run.update({"rows_before": size, "db_bytes": db.stat().st_size})
+            out["runs"].append(run)
+    empty = out["runs"][0]["loadgen"]["acked_readings_per_s"]
+    for run in out["runs"]:
+        run["over_empty"] = ratio(run["loadgen"]["acked_readings_per_s"], empty)
+    return out
+
+
+def growth_markdown(results):
+    g = results["growth"]
+    m = results["machine"]
+    lines = ["# fieldlink benchmark results: growth", "",
+             f"- date: {results['date_utc']}", f"- command: `{results['command']}`",
+             f"- machine: {m['cpus']} CPUs ({m['cpu_model']}), kernel {m['kernel']}",
+             f"- SQLite {m['sqlite']}, commit {m['git_commit']}{' (uncommitted changes)' if m['git_dirty'] else ''}",
+             f"- each run: {g['settings']['rows_per_run']:,} readings from {g['settings']['devices']:,} devices "
+             f"(batch 16, window 4, as fast as acks allow), gateway defaults, synchronous=full", "",
+             "| rows before | acked readings/s | / empty database | ack p99 ms | gateway VmHWM KiB | "
+             "gateway CPU us/reading | database MB |", "|---:|---:|---:|---:|---:|---:|---:|"]
+    for run in g["runs"]:
+        s = run["loadgen"]
+        lines.append(f"| {run['rows_before']:,} | {fmt_rate(s['acked_readings_per_s'])} | {run['over_empty']} | "
+                     f"{s['ack_latency_ms']['p99']} | {run['gateway_vmhwm_kib']:,} | "
+                     f"{run['gateway_cpu_us_per_reading']} | {run['db_bytes'] / 1e6:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
 def loadgen_markdown(results):
     r = results
     m = r["machine"]
@@ -558,7 +663,7 @@ def loadgen_markdown(results):
                      f"{run['gateway_vmhwm_kib']:,} | {run['all_stored']} |")
     lines += ["", "## Disk (SD-card wear)", "",
               "Bytes the gateway process sent to the block layer (`/proc/PID/io` `write_bytes`, WAL and "
-              "checkpoints) per stored reading, and its fsync/fdatasync calls (strace, start to exit).", "",
+              "checkpoints) per stored reading, and its fsync/fdatasync calls (perf, start to exit).", "",
               "| run | acked readings/s | bytes written per reading | fsyncs/s | fsyncs per commit | commits |",
               "|---|---:|---:|---:|---:|---:|"]
     for run in runs:
@@ -712,6 +817,20 @@ def table(results):
 # --- main ------------------------------------------------------------------------------
 
 
+def run_header():
+    """What every results file starts with: when, how and where it ran."""
+    return {"date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "command": " ".join(shlex.quote(a) for a in ["bench/run.py", *sys.argv[1:]]),
+            "machine": machine_info()}
+
+
+def write_outputs(paths, results, render_markdown):
+    for out in paths:
+        path = Path(out)
+        path.write_text(render_markdown(results) if path.suffix == ".md" else json.dumps(results, indent=2) + "\n")
+        log(f"wrote {path}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--build-dir", default=str(ROOT / "build" / "bench"),
@@ -730,6 +849,8 @@ def main():
     parser.add_argument("--reader-args", default="",
                         help="extra reader options for every reader, {device} is replaced, e.g. "
                              "\"--ack-timeout 2000\"")
+    parser.add_argument("--gateway-args", default="",
+                        help="extra fieldlink-gateway options, e.g. \"--cache-kib 8192\" (not for the bench saver)")
     parser.add_argument("--keep", action="store_true", help="keep the work folders (logs, databases)")
     parser.add_argument("--loadgen", action="store_true",
                         help="instead of the drains: the many-devices figures with fieldlink-loadgen and the SQLite "
@@ -741,6 +862,12 @@ def main():
                         help="--loadgen: readings in the max-rate runs and the SQLite ceiling (200,000; quick 60,000)")
     parser.add_argument("--loadgen-seconds", type=float, default=0,
                         help="--loadgen: seconds of the rate-limited runs (12; quick 5)")
+    parser.add_argument("--growth", action="store_true",
+                        help="instead of the drains: ingest rate and gateway RSS as the database grows")
+    parser.add_argument("--growth-sizes", default="0,1000000,10000000",
+                        help="--growth: rows in the database before each run (default 0,1000000,10000000; "
+                             "the issue's full set adds 30000000, about 2.5 GB)")
+    parser.add_argument("--growth-rows", type=int, default=100_000, help="--growth: readings per measured run")
     args = parser.parse_args()
 
     if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
@@ -752,32 +879,28 @@ def main():
     tools = programs(build_dir) if args.no_build else build(build_dir, os.cpu_count() or 2)
 
     begun = time.monotonic()
-    if args.loadgen:
+    if args.growth or args.loadgen:
         if "loadgen" not in tools:
             sys.exit("this build has no fieldlink-loadgen: rebuild (drop --no-build)")
-        results = {
-            "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "command": " ".join(shlex.quote(a) for a in ["bench/run.py", *sys.argv[1:]]),
-            "machine": machine_info(),
-            "settings": {"batch_rows": args.batch_rows, "batch_delay_ms": args.batch_delay_ms},
-        }
-        results["loadgen"] = loadgen_suite(tools, args)
+        results = run_header()
+        if args.growth:
+            results["growth"] = growth_suite(tools, args)
+            text, render = growth_markdown(results), growth_markdown
+        else:
+            results["settings"] = {"batch_rows": args.batch_rows, "batch_delay_ms": args.batch_delay_ms}
+            results["loadgen"] = loadgen_suite(tools, args)
+            text, render = loadgen_table(results), loadgen_markdown
         results["elapsed_s"] = round(time.monotonic() - begun, 1)
-        print(loadgen_table(results))
+        print(text)
         print(f"(benchmark time {results['elapsed_s']} s)")
-        for out in args.out:
-            path = Path(out)
-            path.write_text(loadgen_markdown(results) if path.suffix == ".md" else json.dumps(results, indent=2) + "\n")
-            log(f"wrote {path}")
+        write_outputs(args.out, results, render)
         return
 
-    results = {
-        "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "command": " ".join(shlex.quote(a) for a in ["bench/run.py", *sys.argv[1:]]),
-        "machine": machine_info(),
+    results = run_header()
+    results.update({
         "settings": {"backlog": args.backlog, "batch_rows": args.batch_rows, "batch_delay_ms": args.batch_delay_ms,
                      "reader_args": args.reader_args},
-    }
+    })
 
     # Headline: the real gateway, then the null saver on the same load.
     full = args.backlog
@@ -822,10 +945,7 @@ def main():
 
     print(table(results))
     print(f"\n(benchmark time {results['elapsed_s']} s)")
-    for out in args.out:
-        path = Path(out)
-        path.write_text(markdown(results) if path.suffix == ".md" else json.dumps(results, indent=2) + "\n")
-        log(f"wrote {path}")
+    write_outputs(args.out, results, markdown)
 
 
 if __name__ == "__main__":

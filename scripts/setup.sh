@@ -30,8 +30,8 @@ packages=(
   libcpp-httplib-dev python3-prometheus-client chromium
   # programming the Nucleo-F103RB (boards/nucleo-f103rb: flash, flash-stlink targets)
   openocd stlink-tools
-  # bench/run.py counts the gateway's fsync calls (SD-card wear)
-  strace
+  # bench/run.py counts the gateway's fsync calls (SD-card wear) at their tracepoints
+  linux-perf
 )
 
 missing=()

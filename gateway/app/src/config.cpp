@@ -160,6 +160,8 @@ constexpr KeySpec<Config> kKeys[] = {
      Kind::Choice, {}, kSynchronousChoices, nullptr, get_synchronous, set_synchronous},
     {"database", "busy_timeout_ms", "--busy-timeout-ms", "N", "wait for a locked database", Kind::Integer,
      {0, 600000}, {}, nullptr, get_integer<C, &C::busy_timeout_ms>, set_integer<C, &C::busy_timeout_ms>},
+    {"database", "cache_kib", "--cache-kib", "N", "SQLite page cache of the writer, KiB", Kind::Integer,
+     {64, 1048576}, {}, nullptr, get_integer<C, &C::cache_kib>, set_integer<C, &C::cache_kib>},
     {"pipeline", "batch_rows", "--batch-rows", "N", "commit after this many readings", Kind::Integer, {1, 100000},
      {}, nullptr, get_integer<C, &C::batch_rows>, set_integer<C, &C::batch_rows>},
     {"pipeline", "batch_delay_ms", "--batch-delay-ms", "N", "least milliseconds between two commits' starts", Kind::Integer,
@@ -644,6 +646,7 @@ StoreOptions store_options(const Config& config) {
     options.path = config.db_path;
     options.synchronous = config.synchronous;
     options.busy_timeout_ms = static_cast<int>(config.busy_timeout_ms);
+    options.cache_kib = config.cache_kib;
     return options;
 }
 

@@ -335,6 +335,7 @@ SqliteStore::SqliteStore(const StoreOptions& options) : db_(options.path) {
         journal_mode_ = mode.column_text(0);
     }
     db_.exec(synchronous_pragma(options.synchronous));
+    db_.exec(fmt::format("PRAGMA cache_size = -{}", options.cache_kib));
     migrate(db_);
     if (!new_file) std::tie(auto_vacuum_upgrade_, auto_vacuum_notice_) = convert_to_incremental_vacuum(db_, options);
 

@@ -74,6 +74,7 @@ struct Config {
     std::string db_path = "fieldlink.db";
     Synchronous synchronous = Synchronous::Full;
     std::int64_t busy_timeout_ms = 5000;
+    std::int64_t cache_kib = 2048;
     // [pipeline]
     std::int64_t batch_rows = 1000;
     std::int64_t batch_delay_ms = 0;

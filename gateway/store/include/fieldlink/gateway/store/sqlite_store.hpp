@@ -28,6 +28,10 @@ struct StoreOptions {
     std::string path = "fieldlink.db";
     Synchronous synchronous = Synchronous::Full;
     int busy_timeout_ms = 5000;
+    // SQLite's page cache of the writer's connection (PRAGMA cache_size = -KiB).
+    // It must hold the index pages that every commit touches, one per device
+    // that sent in it, or each commit reads them again (docs/benchmarks.md, "Growth").
+    std::int64_t cache_kib = 2048;
     // A file made before auto_vacuum = INCREMENTAL (gateways before schema v4)
     // is rewritten once by VACUUM at open so that retention can shrink it,
     // but only up to this size: VACUUM holds the write lock throughout (about
