@@ -44,12 +44,12 @@ def add_build_arguments(parser):
     parser.add_argument("--cmake", default="cmake", help="the cmake of the calling build")
 
 
-def build_image(args):
-    """Configures and builds the image in args.build_dir; returns its ELF, or None to skip."""
-    missing = [tool for tool in ("arm-none-eabi-gcc", "qemu-system-arm") if shutil.which(tool) is None]
+def build_image(args, needs=()):
+    """Configures and builds the image in args.build_dir; returns its ELF, or None to skip (also
+    when a program the caller needs beside the image, `needs`, is missing)."""
+    missing = [tool for tool in ("arm-none-eabi-gcc", "qemu-system-arm", *needs) if shutil.which(tool) is None]
     if missing:
-        print("SKIP: " + " and ".join(missing) + " not found (scripts/setup.sh installs gcc-arm-none-eabi "
-              "and qemu-system-arm)")
+        print("SKIP: " + " and ".join(missing) + " not found (scripts/setup.sh installs them)")
         return None
 
     configure = [args.cmake, "-S", args.source, "-B", args.build_dir, "-G", args.generator,

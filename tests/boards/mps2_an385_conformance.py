@@ -12,7 +12,6 @@ qemu-system-arm or mosquitto).
 """
 
 import argparse
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -34,10 +33,7 @@ def main():
     parser.add_argument("--bridge", required=True)
     parser.add_argument("--keep", action="store_true", help="keep the checker's folder with its logs")
     args = parser.parse_args()
-    if shutil.which("mosquitto") is None:
-        print("SKIP: mosquitto not found (scripts/setup.sh installs it)")
-        return boots.SKIP
-    elf = boots.build_image(args)
+    elf = boots.build_image(args, needs=("mosquitto",))
     if elf is None:
         return boots.SKIP
     checker = HERE.parent / "conformance" / "fieldlink_conformance.py"

@@ -32,7 +32,6 @@ import argparse
 import os
 import random
 import re
-import shutil
 import signal
 import struct
 import subprocess
@@ -321,10 +320,7 @@ def main():
     parser.add_argument("--noise-rate", type=float, default=0.0003,
                         help="per byte and direction, the chance of each of flip, drop and insert")
     args = parser.parse_args()
-    if shutil.which("mosquitto") is None:
-        print("SKIP: mosquitto not found (scripts/setup.sh installs it)")
-        return boots.SKIP
-    elf = boots.build_image(args)
+    elf = boots.build_image(args, needs=("mosquitto",))
     if elf is None:
         return boots.SKIP
     h.GATEWAY = args.gateway
