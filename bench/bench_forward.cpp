@@ -178,8 +178,9 @@ int make_db(const Options& o) {
             batch.body.records.push_back({channel, (seq - 1) / 16, sample_value(seq, channel, noise)});
         }
         next_seq[d] += static_cast<std::uint64_t>(count);
-        const InsertCounts counts = transaction->insert_readings(batch, wall_offset, clock.unix_ms());
-        written += static_cast<std::int64_t>(counts.inserted);
+        const SeqRange all = seqs_of(batch);
+        written +=
+            static_cast<std::int64_t>(transaction->insert_readings(batch, {&all, 1}, wall_offset, clock.unix_ms()));
         if (++batches_in_transaction == 16) {
             transaction->commit();
             transaction = store.begin();

@@ -43,11 +43,14 @@ using namespace fieldlink::gateway;
 
 class NullTransaction final : public StoreTransaction {
 public:
-    InsertCounts insert_readings(const ReadingBatch& batch, std::optional<std::int64_t>, std::int64_t) override {
-        return InsertCounts{batch.body.records.size(), 0};
+    std::uint64_t insert_readings(const ReadingBatch&, std::span<const SeqRange> seqs, std::optional<std::int64_t>,
+                                  std::int64_t) override {
+        std::uint64_t rows = 0;
+        for (const SeqRange& range : seqs) rows += range.last - range.first + 1;
+        return rows;
     }
     std::uint64_t fill_unix_time(const DeviceKey&, std::uint32_t, std::int64_t) override { return 0; }
-    void save_watermark(const DeviceKey&, std::uint64_t, std::int64_t) override {}
+    void save_watermark(const DeviceKey&, std::uint64_t, std::span<const SeqRange>, std::int64_t) override {}
     void add_dead_letter(const Rejected&, std::int64_t) override {}
     void upsert_device(const DeviceStatus&, std::int64_t) override {}
     void commit() override {}

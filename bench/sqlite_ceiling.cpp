@@ -31,6 +31,8 @@ namespace {
 
 using fieldlink::gateway::DeviceKey;
 using fieldlink::gateway::ReadingBatch;
+using fieldlink::gateway::SeqRange;
+using fieldlink::gateway::seqs_of;
 using fieldlink::gateway::SqliteStore;
 using fieldlink::gateway::StoreOptions;
 using fieldlink::gateway::Synchronous;
@@ -99,7 +101,7 @@ Result run_one(const Options& options, const std::vector<ReadingBatch>& messages
     fieldlink::gateway::sqlite::Statement raw_insert;
     if (mode == "raw") {
         raw_insert = store.database().prepare(
-            "INSERT OR IGNORE INTO readings"
+            "INSERT INTO readings"
             " (device, incarnation, seq, boot, channel, mono_ms, unix_ms, value, received_unix_ms)"
             " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
     }
@@ -117,11 +119,12 @@ Result run_one(const Options& options, const std::vector<ReadingBatch>& messages
             std::map<DeviceKey, std::uint64_t> watermarks;
             for (std::size_t m = next; m < end; ++m) {
                 const ReadingBatch& batch = messages[m];
-                transaction->insert_readings(batch, std::nullopt, now);
+                const SeqRange all = seqs_of(batch);
+                transaction->insert_readings(batch, {&all, 1}, std::nullopt, now);
                 watermarks[DeviceKey{batch.device, batch.body.header.incarnation}] =
                     batch.body.header.first_seq + batch.body.records.size() - 1;
             }
-            for (const auto& [key, watermark] : watermarks) transaction->save_watermark(key, watermark, now);
+            for (const auto& [key, watermark] : watermarks) transaction->save_watermark(key, watermark, {}, now);
             transaction->commit();
         } else {
             fieldlink::gateway::sqlite::Transaction transaction(store.database());

@@ -160,9 +160,9 @@ protected:
             spec.first_seq = first_seq;
             spec.count = n;
             auto transaction = store_->begin();
-            transaction->insert_readings(
-                ReadingBatch{device, BatchBody{test::header_for(spec), test::records_for(spec)}}, std::nullopt,
-                clock_.unix_ms() - 60'000);
+            const ReadingBatch batch{device, BatchBody{test::header_for(spec), test::records_for(spec)}};
+            const SeqRange all = seqs_of(batch);
+            transaction->insert_readings(batch, {&all, 1}, std::nullopt, clock_.unix_ms() - 60'000);
             transaction->commit();
             first_seq += n;
             count -= n;
@@ -277,15 +277,16 @@ TEST_F(ForwarderTest, ConnectFailuresAreRetriedWithBackoff) {
 
 TEST_F(ForwarderTest, LagCountsStoredReadingsNotIdsWhileTheUpstreamIsAway) {
     store_readings(100);
-    store_readings(100);  // the same seqs again: ignored as duplicates, but each uses an id up
-    store_readings(50, 101);
+    store_readings(100, 101);
+    store_->database().exec("DELETE FROM readings WHERE id BETWEEN 101 AND 200");  // as retention would
+    store_readings(50, 201);
     auto upstream = std::make_unique<FakeUpstream>(1);
     upstream->refuse_connects(1'000'000);
     Forwarder forwarder(settings(), std::move(upstream), clock_, test::quiet_logger());
     forwarder.start();
     ASSERT_TRUE(eventually([&] { return forwarder.status().last_row_id == 250; }));
-    EXPECT_EQ(forwarder.status().lag_rows, 150) << "ids 101..200 were never stored";
-    store_readings(25, 151);
+    EXPECT_EQ(forwarder.status().lag_rows, 150) << "ids 101..200 are gone";
+    store_readings(25, 251);
     EXPECT_TRUE(eventually([&] { return forwarder.status().lag_rows == 175; }))
         << "the lag follows new readings while disconnected: " << forwarder.status().lag_rows;
 }

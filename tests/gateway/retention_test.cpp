@@ -129,8 +129,9 @@ protected:
         spec.first_seq = first_seq;
         spec.count = count;
         auto transaction = store.begin();
-        transaction->insert_readings(ReadingBatch{device, BatchBody{test::header_for(spec), test::records_for(spec)}},
-                                     std::nullopt, received);
+        const ReadingBatch batch{device, BatchBody{test::header_for(spec), test::records_for(spec)}};
+        const SeqRange all = seqs_of(batch);
+        transaction->insert_readings(batch, {&all, 1}, std::nullopt, received);
         transaction->commit();
     }
 
@@ -591,7 +592,7 @@ TEST_F(RetentionTest, AVersion3FileIsMigratedAndConvertedToIncrementalVacuum) {
         EXPECT_EQ(query_int(db, "PRAGMA auto_vacuum"), 0);
     }
     SqliteStore store(options());
-    EXPECT_EQ(schema_version(store.database()), 4);
+    EXPECT_EQ(schema_version(store.database()), kSchemaVersion);
     EXPECT_EQ(query_int(store.database(), "PRAGMA auto_vacuum"), 2);
     EXPECT_EQ(store.auto_vacuum_upgrade(), AutoVacuumUpgrade::Converted);
     EXPECT_NE(store.auto_vacuum_notice().find("converted to incremental auto_vacuum"), std::string::npos)

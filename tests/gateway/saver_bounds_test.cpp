@@ -200,34 +200,64 @@ TEST_F(SaverBoundsTest, ManyIncarnationsStayWithinTheBoundAndEveryWatermarkIsRig
     EXPECT_EQ(unsynced.column_int64(0), 0) << "every batch carried its offset";
 }
 
-// A device sending every other seq, then the gaps, with room for two ranges:
-// after every commit the ack is exactly the contiguous watermark, never above a gap.
-TEST_F(SaverBoundsTest, RangeCapNeverAcksAboveAGapAndCatchesUp) {
+// A device sending every other seq, then the gaps, then (as the reader does)
+// everything not acked, oldest first; room for two ranges above the watermark.
+// After every commit the ack is exactly the contiguous watermark of what is
+// stored, a batch that would open a third range is neither stored nor acked,
+// and the resends store the rest, each seq once.
+TEST_F(SaverBoundsTest, RangeCapRefusesWhatWouldOpenARangeAndResendsCatchUp) {
+    constexpr std::size_t kCap = 2;
     SaverSettings settings;
     settings.batch_max_rows = 1;  // one commit, and one ack, per batch
-    settings.max_ranges_per_incarnation = 2;
+    settings.max_ranges_per_incarnation = kCap;
     auto saver = make_saver(settings);
 
     std::vector<std::uint64_t> order{1};
     for (std::uint64_t seq = 3; seq <= 21; seq += 2) order.push_back(seq);  // 3, 5, ..., 21: ten ranges
     for (std::uint64_t seq = 2; seq <= 20; seq += 2) order.push_back(seq);  // then the gaps, in order
+    for (std::uint64_t seq = 1; seq <= 21; ++seq) order.push_back(seq);     // then every seq again
+    // The rule, modelled on its own: a seq not stored goes in when it touches W or a
+    // stored seq, or when fewer than kCap runs of stored seqs lie above W.
+    std::vector<bool> stored(23, false);
     std::vector<std::uint64_t> expected;
-    std::vector<bool> stored(22, false);
+    std::uint64_t refused = 0;
     for (std::uint64_t seq : order) {
+        std::uint64_t w = 0;
+        while (stored[w + 1]) ++w;
+        std::size_t runs = 0;
+        for (std::uint64_t s = w + 2; s <= 21; ++s) runs += stored[s] && !stored[s - 1] ? 1 : 0;
+        const bool touches = seq <= w + 1 || stored[seq - 1] || stored[seq + 1];
+        if (!stored[seq]) {
+            if (touches || runs < kCap) {
+                stored[seq] = true;
+            } else {
+                ++refused;
+            }
+        }
+        w = 0;
+        while (stored[w + 1]) ++w;
+        expected.push_back(w);
+
         BatchSpec spec;
         spec.first_seq = seq;
         spec.count = 1;
         submit(*saver, "dev-1", spec);
-        stored[seq] = true;
-        std::uint64_t w = 0;
-        while (w + 1 < stored.size() && stored[w + 1]) ++w;
-        expected.push_back(w);
     }
     saver->flush();
     std::vector<std::uint64_t> acked;
     for (const protocol::Ack& ack : publisher_.acks_for("dev-1")) acked.push_back(ack.watermark);
     EXPECT_EQ(acked, expected);
     EXPECT_EQ(acked.back(), 21u);
+    EXPECT_GT(refused, 0u) << "the order must reach the cap";
+    EXPECT_EQ(stats_.refused_out_of_order.load(), refused);
+
+    sqlite::Statement seqs = store_->database().prepare("SELECT seq, count(*) FROM readings GROUP BY seq ORDER BY seq");
+    std::vector<std::int64_t> once;
+    while (seqs.step()) {
+        EXPECT_EQ(seqs.column_int64(1), 1) << "seq " << seqs.column_int64(0);
+        once.push_back(seqs.column_int64(0));
+    }
+    EXPECT_EQ(once.size(), 21u);
 }
 
 // An incarnation pushed out of the boot clocks forgets its offsets: its next

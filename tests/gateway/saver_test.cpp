@@ -48,14 +48,15 @@ class WrappedTransaction final : public StoreTransaction {
 public:
     WrappedTransaction(std::unique_ptr<StoreTransaction> inner, std::function<void()> before_commit)
         : inner_(std::move(inner)), before_commit_(std::move(before_commit)) {}
-    InsertCounts insert_readings(const ReadingBatch& b, std::optional<std::int64_t> o, std::int64_t r) override {
-        return inner_->insert_readings(b, o, r);
+    std::uint64_t insert_readings(const ReadingBatch& b, std::span<const SeqRange> s, std::optional<std::int64_t> o,
+                                  std::int64_t r) override {
+        return inner_->insert_readings(b, s, o, r);
     }
     std::uint64_t fill_unix_time(const DeviceKey& k, std::uint32_t b, std::int64_t o) override {
         return inner_->fill_unix_time(k, b, o);
     }
-    void save_watermark(const DeviceKey& k, std::uint64_t w, std::int64_t n) override {
-        inner_->save_watermark(k, w, n);
+    void save_watermark(const DeviceKey& k, std::uint64_t w, std::span<const SeqRange> r, std::int64_t n) override {
+        inner_->save_watermark(k, w, r, n);
     }
     void add_dead_letter(const Rejected& r, std::int64_t t) override { inner_->add_dead_letter(r, t); }
     void upsert_device(const DeviceStatus& s, std::int64_t t) override { inner_->upsert_device(s, t); }

@@ -1,5 +1,6 @@
 #include "fieldlink/gateway/store/sqlite_store.hpp"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
@@ -60,11 +61,13 @@ protected:
         return o;
     }
 
-    InsertCounts insert(SqliteStore& store, const ReadingBatch& batch, std::optional<std::int64_t> offset = {}) {
+    // Every record of the batch, in one transaction; returns the rows inserted.
+    std::uint64_t insert(SqliteStore& store, const ReadingBatch& batch, std::optional<std::int64_t> offset = {}) {
         auto transaction = store.begin();
-        const InsertCounts counts = transaction->insert_readings(batch, offset, 555);
+        const SeqRange all = seqs_of(batch);
+        const std::uint64_t inserted = transaction->insert_readings(batch, {&all, 1}, offset, 555);
         transaction->commit();
-        return counts;
+        return inserted;
     }
 
     test::TempDir dir_;
@@ -197,34 +200,33 @@ TEST_F(SqliteStoreTest, NotADatabaseFileFailsWithTheSqliteCode) {
     }
 }
 
-TEST_F(SqliteStoreTest, SameBatchTwiceIsStoredOnce) {
+TEST_F(SqliteStoreTest, InsertsOnlyTheSeqsItIsGiven) {
+    // The saver dedupes and passes the parts of a batch not stored yet.
     SqliteStore store(options());
     BatchSpec spec;
-    spec.count = 5;
-    const InsertCounts first = insert(store, make_batch(spec));
-    EXPECT_EQ(first.inserted, 5u);
-    EXPECT_EQ(first.duplicates, 0u);
-    const InsertCounts second = insert(store, make_batch(spec));
-    EXPECT_EQ(second.inserted, 0u);
-    EXPECT_EQ(second.duplicates, 5u);
-    EXPECT_EQ(rows(store.database(), "dev-1").size(), 5u);
-
-    // Overlapping batch: 3 old, 2 new.
-    spec.first_seq = 3;
-    const InsertCounts overlap = insert(store, make_batch(spec));
-    EXPECT_EQ(overlap.inserted, 2u);
-    EXPECT_EQ(overlap.duplicates, 3u);
-    EXPECT_EQ(rows(store.database(), "dev-1").size(), 7u);
+    spec.first_seq = 10;
+    spec.count = 8;  // seqs 10..17
+    const ReadingBatch batch = make_batch(spec);
+    const std::vector<SeqRange> parts{{10, 11}, {14, 14}, {16, 30}, {40, 50}};
+    auto transaction = store.begin();
+    EXPECT_EQ(transaction->insert_readings(batch, parts, std::nullopt, 1), 5u) << "10, 11, 14, 16, 17";
+    EXPECT_EQ(transaction->insert_readings(batch, std::vector<SeqRange>{{1, 9}}, std::nullopt, 1), 0u)
+        << "below the batch: nothing of it";
+    transaction->commit();
+    std::vector<std::int64_t> seqs;
+    for (const Row& row : rows(store.database(), "dev-1")) seqs.push_back(row.seq);
+    EXPECT_EQ(seqs, (std::vector<std::int64_t>{10, 11, 14, 16, 17}));
 }
 
-TEST_F(SqliteStoreTest, KeyIsDeviceIncarnationAndSeq) {
+TEST_F(SqliteStoreTest, ReadingsHaveNoIndexOnTheInsertPath) {
+    // Appends at the end of the table, whatever the file's size (docs/benchmarks.md "Growth"):
+    // the only index is the partial one of rows still without wall time.
     SqliteStore store(options());
-    BatchSpec spec;
-    insert(store, make_batch(spec, "dev-1"));
-    EXPECT_EQ(insert(store, make_batch(spec, "dev-2")).inserted, 2u) << "another device";
-    spec.incarnation = 0xa2;
-    EXPECT_EQ(insert(store, make_batch(spec, "dev-1")).inserted, 2u) << "another incarnation";
-    EXPECT_EQ(count(store.database(), "SELECT count(*) FROM readings"), 6);
+    sqlite::Statement indexes =
+        store.database().prepare("SELECT name, partial FROM pragma_index_list('readings') ORDER BY name");
+    std::vector<std::pair<std::string, std::int64_t>> found;
+    while (indexes.step()) found.emplace_back(indexes.column_text(0), indexes.column_int64(1));
+    EXPECT_EQ(found, (std::vector<std::pair<std::string, std::int64_t>>{{"readings_without_unix_ms", 1}}));
 }
 
 TEST_F(SqliteStoreTest, StoresEveryField) {
@@ -374,8 +376,10 @@ TEST_F(SqliteStoreTest, TransactionRollsBackUnlessCommitted) {
     SqliteStore store(options());
     {
         auto transaction = store.begin();
-        transaction->insert_readings(make_batch({}), std::nullopt, 1);
-        transaction->save_watermark({"dev-1", 0xa1}, 2, 1);
+        const ReadingBatch batch = make_batch({});
+        const SeqRange all = seqs_of(batch);
+        transaction->insert_readings(batch, {&all, 1}, std::nullopt, 1);
+        transaction->save_watermark({"dev-1", 0xa1}, 2, {}, 1);
         // No commit: the destructor rolls back.
     }
     EXPECT_EQ(count(store.database(), "SELECT count(*) FROM readings"), 0);
@@ -394,7 +398,9 @@ TEST_F(SqliteStoreTest, DiskFullSurfacesTheSqliteCodeAndKeepsNothing) {
         auto transaction = store.begin();
         for (int i = 0; i < 20; ++i) {
             spec.first_seq = 1 + static_cast<std::uint64_t>(i) * 512;
-            transaction->insert_readings(make_batch(spec), std::nullopt, 1);
+            const ReadingBatch batch = make_batch(spec);
+            const SeqRange all = seqs_of(batch);
+            transaction->insert_readings(batch, {&all, 1}, std::nullopt, 1);
         }
         transaction->commit();
         FAIL() << "expected SQLITE_FULL";
@@ -407,35 +413,110 @@ TEST_F(SqliteStoreTest, DiskFullSurfacesTheSqliteCodeAndKeepsNothing) {
     // After space is back, the same work succeeds.
     store.database().exec("PRAGMA max_page_count = 1073741823");
     spec.first_seq = 1;
-    EXPECT_EQ(insert(store, make_batch(spec)).inserted, 512u);
+    EXPECT_EQ(insert(store, make_batch(spec)), 512u);
 }
 
-TEST_F(SqliteStoreTest, LoadWatermarkRebuildsRangesAboveIt) {
+TEST_F(SqliteStoreTest, SavedRangesComeBackWithTheWatermark) {
     SqliteStore store(options());
     const DeviceKey key{"dev-1", 0xa1};
-    // Stored: 1..5, 8..9, 12 ; saved watermark 3 (older than the rows, as after a crash between runs).
-    for (const auto& [first, n] : std::vector<std::pair<std::uint64_t, std::size_t>>{{1, 5}, {8, 2}, {12, 1}}) {
-        BatchSpec spec;
-        spec.first_seq = first;
-        spec.count = n;
-        insert(store, make_batch(spec));
-    }
+    const std::vector<SeqRange> above{{4, 5}, {8, 9}, {12, 12}};
     {
         auto transaction = store.begin();
-        transaction->save_watermark(key, 3, 1);
+        transaction->save_watermark(key, 3, above, 1);
         transaction->commit();
     }
     const StoredWatermark stored = store.load_watermark(key);
     EXPECT_EQ(stored.watermark, 3u);
-    EXPECT_EQ(stored.ranges_above, (std::vector<SeqRange>{{4, 5}, {8, 9}, {12, 12}}));
+    EXPECT_EQ(stored.ranges_above, above);
+    EXPECT_EQ(count(store.database(), "SELECT count(*) FROM watermarks WHERE ranges_above = '4-5,8-9,12-12'"), 1);
+
+    {
+        auto transaction = store.begin();
+        transaction->save_watermark(key, 12, {}, 2);
+        transaction->commit();
+    }
+    EXPECT_EQ(count(store.database(), "SELECT count(*) FROM watermarks WHERE ranges_above IS NULL"), 1)
+        << "no ranges: NULL";
+    EXPECT_TRUE(store.load_watermark(key).ranges_above.empty());
 
     const StoredWatermark none = store.load_watermark({"dev-1", 0xa2});
     EXPECT_EQ(none.watermark, 0u);
     EXPECT_TRUE(none.ranges_above.empty());
+}
 
-    // No saved watermark: everything comes from the readings.
-    const StoredWatermark other = store.load_watermark({"dev-9", 0xa1});
-    EXPECT_TRUE(other.ranges_above.empty());
+TEST_F(SqliteStoreTest, DamagedRangesAreAnErrorNamingTheDevice) {
+    SqliteStore store(options());
+    for (const char* text : {"4-", "5-4", "3-3", "4-5,5-6", "4-5,", "x", "4-5,2-3", "99999999999999999999-1"}) {
+        store.database().exec(
+            fmt::format("INSERT OR REPLACE INTO watermarks (device, incarnation, watermark, ranges_above, "
+                        "updated_unix_ms) VALUES ('dev-7', 1, 3, '{}', 0)",
+                        text));
+        try {
+            store.load_watermark({"dev-7", 1});
+            ADD_FAILURE() << "accepted '" << text << "'";
+        } catch (const std::runtime_error& e) {
+            EXPECT_NE(std::string(e.what()).find("dev-7"), std::string::npos) << e.what();
+            EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << e.what();
+        }
+    }
+}
+
+TEST_F(SqliteStoreTest, VersionFourFileKeepsItsIdsAndGetsItsRangesSaved) {
+    {
+        // A v4 file as the gateway before v5 left it: dedupe by the unique index,
+        // ranges above a watermark only in the readings themselves.
+        sqlite::Database db(options().path);
+        migrate(db, 4);
+        const auto add = [&db](const char* device, std::int64_t incarnation, std::int64_t first, std::int64_t last) {
+            for (std::int64_t seq = first; seq <= last; ++seq) {
+                db.exec(
+                    fmt::format("INSERT INTO readings (device, incarnation, seq, boot, channel, mono_ms, unix_ms,"
+                                " value, received_unix_ms) VALUES ('{}', {}, {}, 1, 0, {}, NULL, {}.5, 9)",
+                                device, incarnation, seq, seq * 10, seq));
+            }
+        };
+        add("dev-1", 1, 1, 5);
+        add("dev-1", 1, 8, 9);
+        add("dev-1", 1, 12, 12);
+        add("dev-1", -2, 1, 3);  // an incarnation above 2^63, bit-cast
+        add("typed", 1, 4, 6);   // rows without a watermark row (put in by hand)
+        add("gone", 1, 1, 2);
+        db.exec("DELETE FROM readings WHERE device = 'gone'");  // the newest ids: AUTOINCREMENT must remember them
+        db.exec(
+            "INSERT INTO watermarks (device, incarnation, watermark, updated_unix_ms) VALUES ('dev-1', 1, 3, 5),"
+            " ('dev-1', -2, 3, 6)");
+    }
+    SqliteStore store(options());
+    EXPECT_EQ(schema_version(store.database()), kSchemaVersion);
+    EXPECT_EQ(store.load_watermark({"dev-1", 1}).ranges_above, (std::vector<SeqRange>{{4, 5}, {8, 9}, {12, 12}}));
+    EXPECT_EQ(store.load_watermark({"dev-1", 1}).watermark, 3u);
+    EXPECT_EQ(store.load_watermark({"dev-1", 0xFFFFFFFFFFFFFFFEull}).watermark, 3u);
+    EXPECT_TRUE(store.load_watermark({"dev-1", 0xFFFFFFFFFFFFFFFEull}).ranges_above.empty());
+    EXPECT_EQ(store.load_watermark({"typed", 1}).watermark, 0u);
+    EXPECT_EQ(store.load_watermark({"typed", 1}).ranges_above, (std::vector<SeqRange>{{4, 6}}));
+    EXPECT_EQ(count(store.database(), "SELECT count(*) FROM readings"), 14);
+    EXPECT_EQ(count(store.database(), "SELECT max(id) FROM readings"), 14) << "ids kept";
+    EXPECT_EQ(count(store.database(),
+                    "SELECT count(*) FROM readings WHERE id = seq * 1 AND device = 'dev-1' AND "
+                    "incarnation = 1 AND seq <= 5"),
+              5);
+    EXPECT_EQ(count(store.database(), "SELECT seq FROM sqlite_sequence WHERE name = 'readings'"), 16)
+        << "the high mark of the deleted rows";
+    EXPECT_EQ(count(store.database(),
+                    "SELECT count(*) FROM sqlite_schema WHERE name LIKE '%v5%' OR name LIKE "
+                    "'%high_mark%'"),
+              0);
+    EXPECT_EQ(count(store.database(), "SELECT count(*) FROM pragma_index_list('readings') WHERE \"unique\""), 0);
+    {
+        sqlite::Statement check = store.database().prepare("PRAGMA integrity_check");
+        ASSERT_TRUE(check.step());
+        EXPECT_EQ(check.column_text(0), "ok");
+    }
+    // New rows continue above every id ever used.
+    BatchSpec spec;
+    spec.first_seq = 100;
+    insert(store, make_batch(spec, "new"));
+    EXPECT_EQ(count(store.database(), "SELECT min(id) FROM readings WHERE device = 'new'"), 17);
 }
 
 TEST_F(SqliteStoreTest, SaveWatermarkUpserts) {
@@ -443,7 +524,7 @@ TEST_F(SqliteStoreTest, SaveWatermarkUpserts) {
     const DeviceKey key{"dev-1", 0xFFFFFFFFFFFFFFFFull};
     for (std::uint64_t w : {5u, 9u}) {
         auto transaction = store.begin();
-        transaction->save_watermark(key, w, static_cast<std::int64_t>(w) * 10);
+        transaction->save_watermark(key, w, {}, static_cast<std::int64_t>(w) * 10);
         transaction->commit();
     }
     EXPECT_EQ(count(store.database(), "SELECT count(*) FROM watermarks"), 1);

@@ -1,10 +1,11 @@
-// The bounded watermark state: ranges capped per incarnation, incarnations
-// capped per tracker (least recently used out), and the database as the truth
-// that both fall back to.
+// The bounded watermark state: new ranges capped per incarnation, incarnations
+// capped per tracker (least recently used out), and the state saved in the
+// database, which is what an evicted entry comes back from.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <memory>
 #include <random>
@@ -20,134 +21,106 @@ namespace {
 
 using Ranges = std::vector<SeqRange>;
 
-// A database in miniature: the stored seqs of each key and its saved watermark,
-// answered the way SqliteStore::load_watermark answers (islands above W).
+// A database in miniature: the stored seqs of each key (the truth), and what
+// was saved beside its watermark, answered as SqliteStore::load_watermark does.
 class ModelSource final : public WatermarkSource {
 public:
     StoredWatermark load_watermark(const DeviceKey& key) override {
         ++loads;
-        StoredWatermark result;
-        result.watermark = saved[key];
-        const std::set<std::uint64_t>& seqs = stored[key];
-        for (auto it = seqs.upper_bound(result.watermark); it != seqs.end(); ++it) {
-            if (!result.ranges_above.empty() && result.ranges_above.back().last + 1 == *it) {
-                result.ranges_above.back().last = *it;
-            } else {
-                result.ranges_above.push_back({*it, *it});
-            }
-        }
-        return result;
+        return saved[key];
     }
 
-    void store(const DeviceKey& key, std::uint64_t first, std::uint64_t last) {
-        for (std::uint64_t seq = first; seq <= last; ++seq) stored[key].insert(seq);
+    // A commit as the saver makes it: rows only for what add() accepted, then the state saved.
+    bool commit(const DeviceKey& key, ContiguousWatermark& state, std::uint64_t first, std::uint64_t last) {
+        const std::vector<SeqRange> fresh = state.missing(first, last);
+        if (!state.add(first, last)) return false;
+        for (const SeqRange& r : fresh) {
+            for (std::uint64_t seq = r.first; seq <= r.last; ++seq) {
+                EXPECT_TRUE(stored[key].insert(seq).second) << "seq " << seq << " stored twice";
+            }
+        }
+        saved[key] = {state.watermark(), state.ranges_above()};
+        return true;
     }
-    // The true contiguous watermark, as an unbounded tracker would report it.
+    // The true contiguous watermark of what is stored.
     std::uint64_t contiguous(const DeviceKey& key, std::uint64_t floor_watermark = 0) {
-        std::uint64_t w = std::max(saved[key], floor_watermark);
+        std::uint64_t w = floor_watermark;
         while (stored[key].count(w + 1) != 0) ++w;
         return w;
     }
 
     std::map<DeviceKey, std::set<std::uint64_t>> stored;
-    std::map<DeviceKey, std::uint64_t> saved;
+    std::map<DeviceKey, StoredWatermark> saved;
     int loads = 0;
 };
 
 const DeviceKey kKey{"dev-1", 7};
 
-TEST(ContiguousWatermarkCap, AtTheCapTheHighestRangesLeaveMemory) {
+TEST(ContiguousWatermarkCap, AtTheCapABatchThatOpensARangeIsRefusedAndChangesNothing) {
     ContiguousWatermark w(0, 3);
-    w.add(10, 10);
-    w.add(20, 20);
-    w.add(30, 30);
-    EXPECT_EQ(w.dropped_from(), 0u);
-    w.add(40, 40);  // the highest: it is the one that goes
+    EXPECT_TRUE(w.add(10, 10));
+    EXPECT_TRUE(w.add(20, 20));
+    EXPECT_TRUE(w.add(30, 30));
+    EXPECT_FALSE(w.add(40, 40)) << "above the others";
+    EXPECT_FALSE(w.add(25, 25)) << "between them";
     EXPECT_EQ(w.ranges_above(), (Ranges{{10, 10}, {20, 20}, {30, 30}}));
-    EXPECT_EQ(w.dropped_from(), 40u);
-    w.add(25, 25);  // a new range below: 30 makes room
-    EXPECT_EQ(w.ranges_above(), (Ranges{{10, 10}, {20, 20}, {25, 25}}));
-    EXPECT_EQ(w.dropped_from(), 30u);
-    w.add(21, 24);  // merging needs no room
-    EXPECT_EQ(w.ranges_above(), (Ranges{{10, 10}, {20, 25}}));
-    EXPECT_EQ(w.dropped_from(), 30u);
-    EXPECT_EQ(w.watermark(), 0u);
-    EXPECT_FALSE(w.needs_reload());
+    EXPECT_TRUE(w.add(21, 24)) << "merging needs no room";
+    EXPECT_TRUE(w.add(29, 31)) << "nor does growing one";
+    EXPECT_TRUE(w.add(20, 20)) << "nor a duplicate";
+    EXPECT_EQ(w.ranges_above(), (Ranges{{10, 10}, {20, 24}, {29, 31}}));
+    EXPECT_TRUE(w.add(1, 9));
+    EXPECT_EQ(w.watermark(), 10u);
+    EXPECT_TRUE(w.add(40, 40)) << "room again";
 }
 
 TEST(ContiguousWatermarkCap, ARangeRightAboveTheWatermarkNeedsNoRoom) {
     ContiguousWatermark w(0, 1);
-    w.add(5, 5);
-    w.add(1, 3);
+    EXPECT_TRUE(w.add(5, 5));
+    EXPECT_TRUE(w.add(1, 3));
     EXPECT_EQ(w.watermark(), 3u);
     EXPECT_EQ(w.ranges_above(), (Ranges{{5, 5}}));
-    EXPECT_EQ(w.dropped_from(), 0u) << "nothing had to leave";
 }
 
-TEST(ContiguousWatermarkCap, TheWatermarkStopsAtDroppedRangesUntilReloaded) {
-    ModelSource db;
-    // Every other seq: 3, 5, 7, 9 stored; cap 2 keeps 3 and 5.
-    ContiguousWatermark w(0, 2);
-    for (std::uint64_t seq : {3, 5, 7, 9}) {
-        db.store(kKey, seq, seq);
-        w.add(seq, seq);
-    }
-    EXPECT_EQ(w.ranges_above(), (Ranges{{3, 3}, {5, 5}}));
-    EXPECT_EQ(w.dropped_from(), 7u);
-    for (std::uint64_t seq : {1, 2, 4}) {
-        db.store(kKey, seq, seq);
-        w.add(seq, seq);
-    }
-    EXPECT_EQ(w.watermark(), 5u);
-    EXPECT_FALSE(w.needs_reload()) << "W + 1 = 6 is below the dropped 7: memory still knows everything there";
-    db.store(kKey, 6, 6);
-    w.add(6, 6);
-    EXPECT_EQ(w.watermark(), 6u) << "7 is stored, but memory dropped it: W must not claim it without looking";
-    EXPECT_TRUE(w.needs_reload());
-    w.reload(db.load_watermark(kKey));
-    EXPECT_EQ(w.watermark(), 7u);
-    EXPECT_EQ(w.ranges_above(), (Ranges{{9, 9}}));
-    EXPECT_EQ(w.dropped_from(), 0u);
-    db.store(kKey, 8, 8);
-    w.add(8, 8);
-    EXPECT_EQ(w.watermark(), 9u);
+TEST(ContiguousWatermarkCap, MissingIsWhatABatchAddsAndNothingElse) {
+    ContiguousWatermark w(3);
+    w.add(6, 7);
+    w.add(10, 12);
+    EXPECT_EQ(w.missing(1, 15), (Ranges{{4, 5}, {8, 9}, {13, 15}}));
+    EXPECT_EQ(w.missing(6, 7), Ranges{});
+    EXPECT_EQ(w.missing(1, 3), Ranges{});
+    EXPECT_EQ(w.missing(7, 11), (Ranges{{8, 9}}));
+    EXPECT_EQ(w.missing(11, 20), (Ranges{{13, 20}}));
+    EXPECT_EQ(w.missing(5, 5), (Ranges{{5, 5}}));
+    EXPECT_EQ(w.missing(0, 0), Ranges{});
+    EXPECT_EQ(w.missing(9, 8), Ranges{});
+    constexpr std::uint64_t kMax = std::numeric_limits<std::uint64_t>::max();
+    ContiguousWatermark top(kMax - 10);
+    top.add(kMax - 3, kMax);
+    EXPECT_EQ(top.missing(kMax - 12, kMax), (Ranges{{kMax - 9, kMax - 4}}));
 }
 
-TEST(ContiguousWatermarkCap, FloorPastDroppedRangesAsksForAReload) {
-    ModelSource db;
-    ContiguousWatermark w(0, 1);
-    db.store(kKey, 10, 10);
-    db.store(kKey, 20, 25);
-    w.add(10, 10);
-    w.add(20, 25);
-    EXPECT_EQ(w.dropped_from(), 20u);
-    w.apply_floor(20);  // W = 19: right below what memory dropped
-    EXPECT_EQ(w.watermark(), 19u);
-    ASSERT_TRUE(w.needs_reload());
-    w.reload(db.load_watermark(kKey));
-    EXPECT_EQ(w.watermark(), 25u);
-}
-
-TEST(ContiguousWatermarkCap, ReloadKeepsOnlyTheLowestRanges) {
+TEST(ContiguousWatermarkCap, ReloadKeepsEveryRangeEvenPastTheCap) {
+    // Saved by a gateway with a larger cap: all of it is stored, so all of it is kept.
     ContiguousWatermark w(0, 3);
-    StoredWatermark stored{4, {{5, 6}, {8, 8}, {10, 10}, {12, 12}, {14, 20}}};
+    const StoredWatermark stored{4, {{5, 6}, {8, 8}, {10, 10}, {12, 12}, {14, 20}}};
     w.reload(stored);
     EXPECT_EQ(w.watermark(), 6u);
-    EXPECT_EQ(w.ranges_above(), (Ranges{{8, 8}, {10, 10}, {12, 12}}));
-    EXPECT_EQ(w.dropped_from(), 14u);
+    EXPECT_EQ(w.ranges_above(), (Ranges{{8, 8}, {10, 10}, {12, 12}, {14, 20}}));
+    EXPECT_FALSE(w.add(30, 30));
+    EXPECT_TRUE(w.add(7, 7));
+    EXPECT_EQ(w.watermark(), 8u);
 }
 
-// The rule, against the model under random order, with duplicates and floors:
-// W never passes a gap; with settle() after each batch it is exactly the true
-// contiguous watermark; no entry holds more ranges than the cap.
-TEST(ContiguousWatermarkCap, MatchesAnUnboundedModelWhenSettledAndNeverPassesAGap) {
+// Against the model under random order, with duplicates, floors and a
+// device that resends what was not acked: nothing is stored twice, the saved
+// state is exactly what is stored, W is the true contiguous watermark, no
+// entry opens more ranges than the cap, and resending in order stores the rest.
+TEST(ContiguousWatermarkCap, MatchesTheStoredSetStoresNothingTwiceAndRefusalsCatchUp) {
     std::mt19937_64 random(777);
     for (int round = 0; round < 100; ++round) {
         const std::size_t cap = 1 + random() % 4;
         ModelSource db;
         WatermarkTracker tracker(db, 8, cap);
-        ContiguousWatermark settled = tracker.snapshot(kKey);
-        ContiguousWatermark unsettled(0, cap);  // never reloads: may lag, must never lie
 
         std::vector<SeqRange> batches;
         for (std::uint64_t first = 1; first <= 200;) {
@@ -155,34 +128,44 @@ TEST(ContiguousWatermarkCap, MatchesAnUnboundedModelWhenSettledAndNeverPassesAGa
             batches.push_back({first, first + length - 1});
             first += length;
         }
-        const std::size_t originals = batches.size();
-        for (int d = 0; d < 10; ++d) batches.push_back(batches[random() % originals]);
+        const std::vector<SeqRange> in_order = batches;
+        for (int d = 0; d < 10; ++d) batches.push_back(batches[random() % in_order.size()]);
         std::shuffle(batches.begin(), batches.end(), random);
         batches.resize(batches.size() - random() % 3);  // some never arrive
 
         std::uint64_t floor_watermark = 0;
+        const auto check = [&](const ContiguousWatermark& state) {
+            ASSERT_EQ(state.watermark(), db.contiguous(kKey, floor_watermark)) << "round " << round << " cap " << cap;
+            ASSERT_LE(state.range_count(), cap);
+            std::set<std::uint64_t> above;
+            for (const SeqRange& r : state.ranges_above()) {
+                ASSERT_GT(r.first, state.watermark() + 1);
+                for (std::uint64_t seq = r.first; seq <= r.last; ++seq) above.insert(seq);
+            }
+            const std::set<std::uint64_t>& stored = db.stored[kKey];
+            ASSERT_EQ(above, std::set<std::uint64_t>(stored.upper_bound(state.watermark()), stored.end()));
+        };
         for (const SeqRange& b : batches) {
-            db.store(kKey, b.first, b.last);  // the rows go in before the tracker hears of them
-            settled.add(b.first, b.last);
-            unsettled.add(b.first, b.last);
+            ContiguousWatermark state = tracker.snapshot(kKey);
+            db.commit(kKey, state, b.first, b.last);
             if (random() % 40 == 0) {  // now and then the device gives up on what lies below a floor
-                const std::uint64_t floor_seq = b.first;
-                floor_watermark = std::max(floor_watermark, floor_seq - 1);
-                settled.apply_floor(floor_seq);
-                unsettled.apply_floor(floor_seq);
+                floor_watermark = std::max(floor_watermark, b.first - 1);
+                state.apply_floor(b.first);
+                db.saved[kKey] = {state.watermark(), state.ranges_above()};
             }
-            tracker.settle(kKey, settled);
-
-            const std::uint64_t truth = db.contiguous(kKey, floor_watermark);
-            ASSERT_EQ(settled.watermark(), truth) << "round " << round << " cap " << cap;
-            ASSERT_LE(unsettled.watermark(), truth) << "round " << round << " cap " << cap;
-            ASSERT_LE(settled.range_count(), cap);
-            ASSERT_LE(unsettled.range_count(), cap);
-            for (const SeqRange& r : settled.ranges_above()) {
-                ASSERT_GT(r.first, settled.watermark() + 1);
-                for (std::uint64_t s = r.first; s <= r.last; ++s) ASSERT_EQ(db.stored[kKey].count(s), 1u);
-            }
+            tracker.put(kKey, state);
+            if (random() % 10 == 0) tracker.snapshot({"other", static_cast<std::uint64_t>(random() % 16)});
+            check(tracker.snapshot(kKey));
         }
+        // The device resends everything not acked, oldest first: all of it goes in.
+        for (const SeqRange& b : in_order) {
+            ContiguousWatermark state = tracker.snapshot(kKey);
+            if (b.last <= state.watermark()) continue;
+            ASSERT_TRUE(db.commit(kKey, state, b.first, b.last)) << "in order, right above W: never refused";
+            tracker.put(kKey, state);
+        }
+        check(tracker.snapshot(kKey));
+        ASSERT_EQ(tracker.snapshot(kKey).watermark(), in_order.back().last);
     }
 }
 
@@ -203,13 +186,9 @@ TEST(WatermarkTrackerLru, KeepsAtMostMaxIncarnations) {
 TEST(WatermarkTrackerLru, EvictedEntryIsReloadedWithTheSameState) {
     ModelSource db;
     WatermarkTracker tracker(db, 2);
-    // What a commit does: rows and the watermark into the database, then put().
     ContiguousWatermark state = tracker.snapshot(kKey);
-    for (const SeqRange r : {SeqRange{1, 10}, SeqRange{15, 20}, SeqRange{30, 31}}) {
-        db.store(kKey, r.first, r.last);
-        state.add(r.first, r.last);
-    }
-    db.saved[kKey] = state.watermark();
+    for (const SeqRange r : {SeqRange{1, 10}, SeqRange{15, 20}, SeqRange{30, 31}})
+        db.commit(kKey, state, r.first, r.last);
     tracker.put(kKey, state);
     EXPECT_EQ(db.loads, 1);
 
@@ -250,43 +229,41 @@ TEST(WatermarkTrackerLru, RoundTripThroughTheRealStore) {
 
     // 1..4, then every other seq from 10 to 20: more ranges than the cap of 2.
     ContiguousWatermark state = tracker.snapshot(kKey);
+    std::vector<std::uint64_t> refused;
     {
         auto transaction = store.begin();
-        auto insert = [&](std::uint64_t first, std::size_t count) {
+        auto commit = [&](std::uint64_t first, std::size_t count) {
             test::BatchSpec spec;
             spec.incarnation = kKey.incarnation;
             spec.first_seq = first;
             spec.count = count;
             const ReadingBatch batch{kKey.device, BatchBody{test::header_for(spec), test::records_for(spec)}};
-            transaction->insert_readings(batch, std::nullopt, 0);
-            state.add(first, first + count - 1);
-            tracker.settle(kKey, state);
+            const std::vector<SeqRange> fresh = state.missing(first, first + count - 1);
+            if (!state.add(first, first + count - 1)) {
+                refused.push_back(first);
+                return;
+            }
+            transaction->insert_readings(batch, fresh, std::nullopt, 0);
         };
-        insert(1, 4);
-        for (std::uint64_t seq = 10; seq <= 20; seq += 2) insert(seq, 1);
-        EXPECT_EQ(state.ranges_above(), (Ranges{{10, 10}, {12, 12}}));
-        EXPECT_EQ(state.dropped_from(), 14u);
-        for (std::uint64_t seq = 5; seq <= 11; ++seq) {
-            if (seq != 10) insert(seq, 1);
-        }
-        EXPECT_EQ(state.watermark(), 12u) << "13 is missing, and memory knows everything below 14";
-        EXPECT_TRUE(state.ranges_above().empty());
-        const std::uint64_t loads = tracker.loads();
-        insert(13, 1);  // W reaches the dropped 14: settle reloads, and sees the open transaction's rows
-        EXPECT_EQ(tracker.loads(), loads + 1);
-        EXPECT_EQ(state.watermark(), 14u);
-        EXPECT_EQ(state.ranges_above(), (Ranges{{16, 16}, {18, 18}}));
-        EXPECT_EQ(state.dropped_from(), 20u);
-        transaction->save_watermark(kKey, state.watermark(), 0);
+        commit(1, 4);
+        for (std::uint64_t seq = 10; seq <= 20; seq += 2) commit(seq, 1);
+        commit(9, 3);  // 9..11: only 9 and 11 are new
+        transaction->save_watermark(kKey, state.watermark(), state.ranges_above(), 0);
         transaction->commit();
     }
+    EXPECT_EQ(refused, (std::vector<std::uint64_t>{14, 16, 18, 20}));
+    EXPECT_EQ(state.ranges_above(), (Ranges{{9, 12}}));
     tracker.put(kKey, state);
     tracker.snapshot({"dev-2", 1});  // evicts kKey
 
     const ContiguousWatermark reloaded = tracker.snapshot(kKey);
-    EXPECT_EQ(reloaded.watermark(), 14u);
-    EXPECT_EQ(reloaded.ranges_above(), (Ranges{{16, 16}, {18, 18}}));
-    EXPECT_EQ(reloaded.dropped_from(), 20u) << "the cap applies to what is loaded, too";
+    EXPECT_EQ(reloaded.watermark(), 4u);
+    EXPECT_EQ(reloaded.ranges_above(), (Ranges{{9, 12}}));
+    sqlite::Statement seqs = store.database().prepare("SELECT seq FROM readings ORDER BY id");
+    std::vector<std::int64_t> stored;
+    while (seqs.step()) stored.push_back(seqs.column_int64(0));
+    EXPECT_EQ(stored, (std::vector<std::int64_t>{1, 2, 3, 4, 10, 12, 9, 11}))
+        << "each seq once, refused ones not at all";
 }
 
 }  // namespace

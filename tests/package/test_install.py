@@ -25,6 +25,13 @@ import unittest
 from pathlib import Path
 
 BUILD = Path(os.environ.get("FIELDLINK_BUILD_DIR", "."))
+# The schema the gateway writes, as its store library declares it.
+SCHEMA_VERSION = int(
+    re.search(
+        r"kSchemaVersion = (\d+);",
+        (Path(__file__).resolve().parents[2] / "gateway/store/include/fieldlink/gateway/store/sqlite_store.hpp").read_text(),
+    ).group(1)
+)
 MAKE_OLD_DB = os.environ.get("FIELDLINK_MAKE_OLD_DB", "")
 INNER = os.environ.get("FIELDLINK_INSTALL_NS") == "1"
 
@@ -183,7 +190,7 @@ class Install(unittest.TestCase):
         self.assertTrue(version.endswith(".1"), version)
         self.assertIn("# edited by the operator", root.file("/etc/fieldlink/gateway.toml").read_text())
         self.run_gateway_and_reader(root, port, logs, procs, "pkg-2")
-        self.assertEqual(root.run("sqlite3", db, "PRAGMA user_version").stdout.strip(), "4")
+        self.assertEqual(root.run("sqlite3", db, "PRAGMA user_version").stdout.strip(), str(SCHEMA_VERSION))
         kept = root.run("sqlite3", db, "SELECT count(*) FROM readings WHERE device = 'before-upgrade'").stdout
         self.assertEqual(kept.strip(), "1", "the reading stored before the upgrade is gone")
 

@@ -172,7 +172,7 @@ constexpr KeySpec<Config> kKeys[] = {
      "device incarnations whose state stays in memory (older: reloaded from the database)", Kind::Integer,
      {1, 10'000'000}, {}, nullptr, get_integer<C, &C::max_incarnations>, set_integer<C, &C::max_incarnations>},
     {"pipeline", "max_ranges_per_incarnation", "--max-ranges", "N",
-     "out-of-order ranges kept in memory per incarnation", Kind::Integer, {1, 1'000'000}, {}, nullptr,
+     "out-of-order ranges above a watermark per incarnation (a batch that would open more waits for a resend)", Kind::Integer, {1, 1'000'000}, {}, nullptr,
      get_integer<C, &C::max_ranges_per_incarnation>, set_integer<C, &C::max_ranges_per_incarnation>},
     {"retention", "max_age_s", "--retention-max-age", "S",
      "forwarded readings older than this are deleted, 0 = keep", Kind::Integer, {0, 100LL * 365 * 86400}, {},

@@ -31,6 +31,10 @@ std::string render_metrics(const Observation& o, const HealthReport& health, std
     e.counter("fieldlink_messages_received_total", "Messages handed to the saver by the broker link.", s.received);
     e.counter("fieldlink_readings_stored_total", "Readings inserted into the database.", s.stored);
     e.counter("fieldlink_readings_duplicate_total", "Readings received again that were already stored.", s.duplicates);
+    e.counter("fieldlink_readings_refused_out_of_order_total",
+              "Readings not stored nor acked because their batch would open more ranges above the watermark than "
+              "[pipeline] max_ranges_per_incarnation; the device sends them again.",
+              s.refused_out_of_order);
     e.counter("fieldlink_batches_committed_total", "Valid batches committed.", s.batches);
     e.family("fieldlink_messages_malformed_total", "counter", "Messages rejected by the decoder, by error.");
     for (const auto& [error, count] : s.malformed)

@@ -323,12 +323,16 @@ void Saver::commit_group(std::span<const Queued> group, const std::string* refus
     // stores the copy all the same.
     std::map<DeviceKey, ContiguousWatermark> touched;
     BootClocks learnt(std::max<std::size_t>(1, group.size()));  // never evicts: a group has no more keys than messages
-    InsertCounts counts;
+    struct {
+        std::uint64_t inserted = 0;
+        std::uint64_t duplicates = 0;
+    } counts;
     std::uint64_t batches = 0;
     std::uint64_t statuses = 0;
     std::uint64_t telemetry = 0;
     std::uint64_t dead_letters = 0;
     std::uint64_t filled = 0;
+    std::uint64_t refused_out_of_order = 0;
 
     for (const Queued& queued : group) {
         if (refused != nullptr && !std::holds_alternative<Rejected>(queued.message)) {
@@ -340,11 +344,11 @@ void Saver::commit_group(std::span<const Queued> group, const std::string* refus
             const DeviceKey key{batch->device, header.incarnation};
             auto state = touched.find(key);
             if (state == touched.end()) state = touched.emplace(key, tracker_.snapshot(key)).first;
+            const std::uint64_t last_seq = header.first_seq + (batch->body.records.size() - 1);
             if (refused != nullptr) {
                 // Kept in dead_letters instead: acked like a stored batch, so the device's window moves on.
-                state->second.add(header.first_seq, header.first_seq + (batch->body.records.size() - 1));
+                if (!state->second.add(header.first_seq, last_seq)) refused_out_of_order += batch->body.records.size();
                 state->second.apply_floor(header.floor_seq);
-                tracker_.settle(key, state->second);
                 continue;
             }
 
@@ -360,15 +364,19 @@ void Saver::commit_group(std::span<const Queued> group, const std::string* refus
                 offset = learnt.offset_for(key, header.boot);
                 if (!offset) offset = boot_clocks_.offset_for(key, header.boot);
             }
-            const InsertCounts inserted = transaction->insert_readings(*batch, offset, queued.received_unix_ms);
-            counts.inserted += inserted.inserted;
-            counts.duplicates += inserted.duplicates;
             ++batches;
-            // Duplicates count as stored: the same key is already in the database.
-            state->second.add(header.first_seq, header.first_seq + (batch->body.records.size() - 1));
+            // Only the seqs not stored yet are written; the rest are duplicates (a resend).
+            const std::vector<SeqRange> fresh = state->second.missing(header.first_seq, last_seq);
+            std::uint64_t inserted = 0;
+            if (fresh.empty() || state->second.add(header.first_seq, last_seq)) {
+                if (!fresh.empty())
+                    inserted = transaction->insert_readings(*batch, fresh, offset, queued.received_unix_ms);
+                counts.inserted += inserted;
+                counts.duplicates += batch->body.records.size() - inserted;
+            } else {
+                refused_out_of_order += batch->body.records.size();
+            }
             state->second.apply_floor(header.floor_seq);
-            // Past ranges dropped at the cap? The rows just inserted are visible to the reload.
-            tracker_.settle(key, state->second);
         } else if (refused != nullptr) {
             continue;  // a status or telemetry message: only its dead letter
         } else if (const auto* status = std::get_if<DeviceStatus>(&queued.message)) {
@@ -383,7 +391,10 @@ void Saver::commit_group(std::span<const Queued> group, const std::string* refus
         }
     }
     const std::int64_t now = clock_.unix_ms();
-    for (const auto& [key, state] : touched) transaction->save_watermark(key, state.watermark(), now);
+    for (const auto& [key, state] : touched) {
+        const std::vector<SeqRange> above = state.ranges_above();
+        transaction->save_watermark(key, state.watermark(), above, now);
+    }
     transaction->commit();
     transaction.reset();
     const std::int64_t committed_ns = steady_now_ns();
@@ -404,6 +415,18 @@ void Saver::commit_group(std::span<const Queued> group, const std::string* refus
     stats_.stored += counts.inserted;
     if (counts.inserted > 0) stats_.stored_history.add(now, counts.inserted);
     stats_.duplicates += counts.duplicates;
+    if (refused_out_of_order > 0) {
+        stats_.refused_out_of_order += refused_out_of_order;
+        std::uint64_t suppressed = 0;
+        if (out_of_order_log_limit_.allow(std::chrono::steady_clock::now(), &suppressed)) {
+            log_.warn(
+                "{} readings not stored nor acked: their batches would open more than {} ranges above a device's "
+                "watermark ([pipeline] max_ranges_per_incarnation); the device sends them again after the gaps "
+                "below them{}",
+                refused_out_of_order, settings_.max_ranges_per_incarnation,
+                suppressed == 0 ? std::string() : fmt::format(" ({} more such commits not logged)", suppressed));
+        }
+    }
     stats_.statuses += statuses;
     stats_.telemetry += telemetry;
     stats_.dead_letters += dead_letters;

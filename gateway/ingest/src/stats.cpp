@@ -93,6 +93,7 @@ StatsSnapshot Stats::snapshot() const {
     s.batches = batches.load();
     s.stored = stored.load();
     s.duplicates = duplicates.load();
+    s.refused_out_of_order = refused_out_of_order.load();
     s.unix_ms_filled = unix_ms_filled.load();
     s.statuses = statuses.load();
     s.telemetry = telemetry.load();

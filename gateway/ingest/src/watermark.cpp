@@ -7,12 +7,21 @@
 
 namespace fieldlink::gateway {
 
-void ContiguousWatermark::add(std::uint64_t first, std::uint64_t last) {
-    if (first == 0 || first > last || last <= watermark_) return;
+bool ContiguousWatermark::add(std::uint64_t first, std::uint64_t last) {
+    if (first == 0 || first > last || last <= watermark_) return true;
     first = std::max(first, watermark_ + 1);  // watermark_ < last, so no overflow
+    // Comparisons are written as `x - 1 < y` (x >= 1) so that UINT64_MAX never overflows.
+    const auto begin =
+        std::partition_point(above_.begin(), above_.end(), [first](const SeqRange& r) { return r.last < first - 1; });
+    const bool joins_a_range = begin != above_.end() && begin->first - 1 <= last;
+    const bool joins_the_watermark = first - 1 <= watermark_;
+    if (!joins_a_range && !joins_the_watermark && above_.size() >= max_ranges_) return false;
+    merge(first, last);
+    return true;
+}
 
-    // The first range that overlaps or touches first..last on the left. Comparisons
-    // are written as `x - 1 < y` (x >= 1) so that UINT64_MAX never overflows.
+void ContiguousWatermark::merge(std::uint64_t first, std::uint64_t last) {
+    // The first range that overlaps or touches first..last on the left...
     const auto begin =
         std::partition_point(above_.begin(), above_.end(), [first](const SeqRange& r) { return r.last < first - 1; });
     // ...and every range after it that starts inside or right after first..last.
@@ -29,27 +38,32 @@ void ContiguousWatermark::add(std::uint64_t first, std::uint64_t last) {
         return;
     }
     if (first - 1 <= watermark_) {  // right above W: no range needed
-        watermark_ = last;
+        watermark_ = std::max(watermark_, last);
         absorb();
         return;
     }
-    // A new range, at `index` among the others.
-    const auto index = static_cast<std::size_t>(begin - above_.begin());
-    if (above_.size() >= max_ranges_) {
-        // At the cap the highest range leaves memory, the new one when it is the highest.
-        if (index == above_.size()) {
-            note_dropped(first);
-            return;
-        }
-        note_dropped(above_.back().first);
-        above_.pop_back();
-    }
+    const auto index = begin - above_.begin();  // reserve() below moves the elements
     if (above_.size() == above_.capacity()) {
-        // Grow as a vector would, but never past the cap.
+        // Grow as a vector would, but never past the cap (a reload may pass it: then as a vector does).
         const std::size_t doubled = std::max<std::size_t>(4, above_.capacity() * 2);
-        above_.reserve(std::max<std::size_t>(1, std::min(doubled, max_ranges_)));
+        above_.reserve(above_.size() < max_ranges_ ? std::min(doubled, max_ranges_) : doubled);
     }
-    above_.insert(above_.begin() + static_cast<std::ptrdiff_t>(index), SeqRange{first, last});
+    above_.insert(above_.begin() + index, SeqRange{first, last});
+}
+
+std::vector<SeqRange> ContiguousWatermark::missing(std::uint64_t first, std::uint64_t last) const {
+    std::vector<SeqRange> gaps;
+    if (first == 0 || first > last || last <= watermark_) return gaps;
+    std::uint64_t next = std::max(first, watermark_ + 1);  // the lowest seq not yet accounted for
+    auto range =
+        std::partition_point(above_.begin(), above_.end(), [next](const SeqRange& r) { return r.last < next; });
+    for (; range != above_.end() && range->first <= last; ++range) {
+        if (range->first > next) gaps.push_back({next, range->first - 1});
+        if (range->last >= last) return gaps;
+        next = range->last + 1;
+    }
+    gaps.push_back({next, last});
+    return gaps;
 }
 
 void ContiguousWatermark::apply_floor(std::uint64_t floor_seq) {
@@ -59,13 +73,16 @@ void ContiguousWatermark::apply_floor(std::uint64_t floor_seq) {
 }
 
 void ContiguousWatermark::reload(const StoredWatermark& stored) {
-    dropped_from_ = 0;
     if (stored.watermark > watermark_) {
         watermark_ = stored.watermark;
         absorb();
     }
     // What memory still holds is stored too, so adding the database's ranges to it loses nothing.
-    for (const SeqRange& range : stored.ranges_above) add(range.first, range.last);
+    for (const SeqRange& range : stored.ranges_above) {
+        if (range.first != 0 && range.first <= range.last && range.last > watermark_) {
+            merge(std::max(range.first, watermark_ + 1), range.last);
+        }
+    }
 }
 
 void ContiguousWatermark::absorb() {
@@ -76,10 +93,6 @@ void ContiguousWatermark::absorb() {
         ++joined;
     }
     above_.erase(above_.begin(), joined);
-}
-
-void ContiguousWatermark::note_dropped(std::uint64_t first) noexcept {
-    dropped_from_ = dropped_from_ == 0 ? first : std::min(dropped_from_, first);
 }
 
 WatermarkTracker::WatermarkTracker(WatermarkSource& source, std::size_t max_incarnations,
@@ -97,12 +110,6 @@ ContiguousWatermark WatermarkTracker::snapshot(const DeviceKey& key) {
     ++loads_;
     states_.insert_or_assign(key, state);
     return state;
-}
-
-void WatermarkTracker::settle(const DeviceKey& key, ContiguousWatermark& state) {
-    if (!state.needs_reload()) return;
-    state.reload(source_.load_watermark(key));
-    ++loads_;
 }
 
 void WatermarkTracker::put(const DeviceKey& key, ContiguousWatermark state) {

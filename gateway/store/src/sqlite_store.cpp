@@ -2,14 +2,20 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <bit>
+#include <charconv>
+#include <iterator>
 #include <chrono>
 #include <cstring>
 #include <exception>
+#include <stdexcept>
+#include <string>
 #include <span>
 #include <string_view>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 #include "fieldlink/gateway/store/retention.hpp"
 
@@ -110,11 +116,108 @@ CREATE TABLE retention_drops (
     PRIMARY KEY (upstream, device, reason)
 ) WITHOUT ROWID;
 )sql",
+    // v5: dedupe moves from a UNIQUE index on readings to the saver, which saves
+    // what is stored of each key beside its watermark (ranges_above). The index
+    // cost one random page per device per commit and grew with the file; now a
+    // commit appends to readings and updates one small watermark row per device.
+    // Both tables are rebuilt (SQLite cannot drop a constraint): the ranges are
+    // computed while the old index still exists, and readings keep their ids and
+    // AUTOINCREMENT high mark, so the forwarders' cursors stay valid.
+    R"sql(
+CREATE TABLE watermarks_v5 (
+    device TEXT NOT NULL,
+    incarnation INTEGER NOT NULL,       -- u64 bit-cast to i64
+    watermark INTEGER NOT NULL,         -- every seq 1..watermark is stored (or below the device's floor)
+    ranges_above TEXT,                  -- stored seqs above it: 'first-last,first-last' ascending; NULL when none
+    updated_unix_ms INTEGER NOT NULL,
+    PRIMARY KEY (device, incarnation)
+) WITHOUT ROWID;
+INSERT INTO watermarks_v5 (device, incarnation, watermark, updated_unix_ms)
+    SELECT device, incarnation, watermark, updated_unix_ms FROM watermarks
+    WHERE device IS NOT NULL AND incarnation IS NOT NULL;
+INSERT OR IGNORE INTO watermarks_v5 (device, incarnation, watermark, updated_unix_ms)
+    SELECT DISTINCT device, incarnation, 0, 0 FROM readings;
+-- Gaps and islands: within one run of consecutive seqs, seq - row_number is constant.
+UPDATE watermarks_v5 SET ranges_above = (
+    SELECT group_concat(first || '-' || last, ',') FROM (
+        SELECT MIN(seq) AS first, MAX(seq) AS last FROM (
+            SELECT seq, seq - ROW_NUMBER() OVER (ORDER BY seq) AS island FROM readings
+            WHERE device = watermarks_v5.device AND incarnation = watermarks_v5.incarnation
+              AND seq > watermarks_v5.watermark
+        ) GROUP BY island ORDER BY first
+    )
+);
+DROP TABLE watermarks;
+ALTER TABLE watermarks_v5 RENAME TO watermarks;
+
+CREATE TEMP TABLE readings_high_mark AS SELECT seq FROM sqlite_sequence WHERE name = 'readings';
+CREATE TABLE readings_v5 (
+    -- AUTOINCREMENT: ids never come back after retention deletes, so the
+    -- forwarder's cursor (last forwarded id) can never skip a new row.
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    device TEXT NOT NULL,
+    incarnation INTEGER NOT NULL,       -- u64 bit-cast to i64
+    seq INTEGER NOT NULL,               -- 1 .. 2^63-1 (larger ones are dead-lettered); unique per (device, incarnation)
+    boot INTEGER NOT NULL,
+    channel INTEGER NOT NULL,
+    mono_ms INTEGER NOT NULL,
+    unix_ms INTEGER,                    -- NULL while the boot's clock offset is unknown
+    value REAL NOT NULL,
+    received_unix_ms INTEGER NOT NULL
+);
+INSERT INTO readings_v5 SELECT id, device, incarnation, seq, boot, channel, mono_ms, unix_ms, value, received_unix_ms
+    FROM readings ORDER BY id;
+DROP TABLE readings;
+ALTER TABLE readings_v5 RENAME TO readings;
+INSERT INTO sqlite_sequence (name, seq) SELECT 'readings', seq FROM temp.readings_high_mark
+    WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'readings');
+UPDATE sqlite_sequence SET seq = MAX(seq, (SELECT seq FROM temp.readings_high_mark))
+    WHERE name = 'readings' AND EXISTS (SELECT 1 FROM temp.readings_high_mark);
+DROP TABLE temp.readings_high_mark;
+-- Finds a boot's rows that still lack wall time; stays small because rows leave it once filled.
+CREATE INDEX readings_without_unix_ms ON readings (device, incarnation, boot) WHERE unix_ms IS NULL;
+)sql",
 };
 static_assert(std::size(kMigrations) == static_cast<std::size_t>(kSchemaVersion),
               "one migration step per schema version");
 
 std::int64_t as_db_int(std::uint64_t value) { return std::bit_cast<std::int64_t>(value); }
+
+// watermarks.ranges_above: "first-last,first-last", ascending.
+std::string format_ranges(std::span<const SeqRange> ranges) {
+    std::string text;
+    for (const SeqRange& range : ranges) {
+        if (!text.empty()) text += ',';
+        fmt::format_to(std::back_inserter(text), "{}-{}", range.first, range.last);
+    }
+    return text;
+}
+
+bool parse_seq(std::string_view text, std::uint64_t& seq) {
+    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), seq);
+    return error == std::errc() && end == text.data() + text.size() && !text.empty();
+}
+
+// Strict: disjoint, ascending, all above the watermark; anything else is a damaged row.
+bool parse_ranges(std::string_view text, std::uint64_t watermark, std::vector<SeqRange>& ranges) {
+    std::uint64_t floor = watermark;
+    while (!text.empty()) {
+        const std::size_t comma = text.find(',');
+        const std::string_view item = text.substr(0, comma);
+        const std::size_t dash = item.find('-');
+        SeqRange range;
+        if (dash == std::string_view::npos || !parse_seq(item.substr(0, dash), range.first) ||
+            !parse_seq(item.substr(dash + 1), range.last) || range.first <= floor || range.first > range.last) {
+            return false;
+        }
+        ranges.push_back(range);
+        floor = range.last;
+        if (comma == std::string_view::npos) break;
+        text.remove_prefix(comma + 1);
+        if (text.empty()) return false;  // a trailing comma
+    }
+    return true;
+}
 
 const char* synchronous_pragma(Synchronous synchronous) {
     return synchronous == Synchronous::Full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL";
@@ -217,37 +320,39 @@ class SqliteStoreTransaction final : public StoreTransaction {
 public:
     explicit SqliteStoreTransaction(SqliteStore& store) : store_(store), transaction_(store.db_) {}
 
-    InsertCounts insert_readings(const ReadingBatch& batch, std::optional<std::int64_t> wall_offset_ms,
-                                 std::int64_t received_unix_ms) override {
-        InsertCounts counts;
+    std::uint64_t insert_readings(const ReadingBatch& batch, std::span<const SeqRange> seqs,
+                                  std::optional<std::int64_t> wall_offset_ms, std::int64_t received_unix_ms) override {
         sqlite::Statement& insert = store_.insert_reading_;
         const protocol::BatchHeader& header = batch.body.header;
-        for (std::size_t i = 0; i < batch.body.records.size(); ++i) {
-            const protocol::Record& record = batch.body.records[i];
-            const auto mono_ms = static_cast<std::int64_t>(record.mono_ms);  // <= 2^63-1, checked at decode
-            insert.reset();
-            insert.bind_text(1, batch.device)
-                .bind_int64(2, as_db_int(header.incarnation))
-                .bind_int64(3, static_cast<std::int64_t>(header.first_seq + i))
-                .bind_int64(4, header.boot)
-                .bind_int64(5, record.channel)
-                .bind_int64(6, mono_ms);
-            std::int64_t unix_ms = 0;
-            if (wall_offset_ms && !__builtin_add_overflow(mono_ms, *wall_offset_ms, &unix_ms)) {
-                insert.bind_int64(7, unix_ms);
-            } else {
-                insert.bind_null(7);
-            }
-            insert.bind_double(8, record.value).bind_int64(9, received_unix_ms);
-            insert.step();
-            // OR IGNORE skips the row only on the unique key (values are never NULL: NaN is refused at decode).
-            if (store_.db_.changes() == 1) {
-                ++counts.inserted;
-            } else {
-                ++counts.duplicates;
+        const std::size_t count = batch.body.records.size();
+        std::uint64_t inserted = 0;
+        for (const SeqRange& range : seqs) {
+            // Only seqs of this batch: the rest of the range is not ours to write.
+            if (count == 0 || range.first < header.first_seq || range.first > range.last) continue;
+            const std::uint64_t first_index = range.first - header.first_seq;
+            const std::uint64_t last_index = std::min<std::uint64_t>(range.last - header.first_seq, count - 1);
+            for (std::uint64_t i = first_index; i <= last_index; ++i) {
+                const protocol::Record& record = batch.body.records[i];
+                const auto mono_ms = static_cast<std::int64_t>(record.mono_ms);  // <= 2^63-1, checked at decode
+                insert.reset();
+                insert.bind_text(1, batch.device)
+                    .bind_int64(2, as_db_int(header.incarnation))
+                    .bind_int64(3, static_cast<std::int64_t>(header.first_seq + i))
+                    .bind_int64(4, header.boot)
+                    .bind_int64(5, record.channel)
+                    .bind_int64(6, mono_ms);
+                std::int64_t unix_ms = 0;
+                if (wall_offset_ms && !__builtin_add_overflow(mono_ms, *wall_offset_ms, &unix_ms)) {
+                    insert.bind_int64(7, unix_ms);
+                } else {
+                    insert.bind_null(7);
+                }
+                insert.bind_double(8, record.value).bind_int64(9, received_unix_ms);
+                insert.step();
+                ++inserted;
             }
         }
-        return counts;
+        return inserted;
     }
 
     std::uint64_t fill_unix_time(const DeviceKey& key, std::uint32_t boot, std::int64_t wall_offset_ms) override {
@@ -261,13 +366,19 @@ public:
         return static_cast<std::uint64_t>(store_.db_.changes());
     }
 
-    void save_watermark(const DeviceKey& key, std::uint64_t watermark, std::int64_t now_unix_ms) override {
+    void save_watermark(const DeviceKey& key, std::uint64_t watermark, std::span<const SeqRange> ranges_above,
+                        std::int64_t now_unix_ms) override {
         sqlite::Statement& save = store_.save_watermark_;
         save.reset();
         save.bind_text(1, key.device)
             .bind_int64(2, as_db_int(key.incarnation))
             .bind_int64(3, static_cast<std::int64_t>(watermark))
             .bind_int64(4, now_unix_ms);
+        if (ranges_above.empty()) {
+            save.bind_null(5);
+        } else {
+            save.bind_text(5, format_ranges(ranges_above));
+        }
         save.step();
     }
 
@@ -340,7 +451,7 @@ SqliteStore::SqliteStore(const StoreOptions& options) : db_(options.path) {
     if (!new_file) std::tie(auto_vacuum_upgrade_, auto_vacuum_notice_) = convert_to_incremental_vacuum(db_, options);
 
     insert_reading_ = db_.prepare(
-        "INSERT OR IGNORE INTO readings"
+        "INSERT INTO readings"
         " (device, incarnation, seq, boot, channel, mono_ms, unix_ms, value, received_unix_ms)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
     // A sum beyond 2^63-1 would turn into a REAL in SQLite: such rows stay NULL
@@ -351,9 +462,10 @@ SqliteStore::SqliteStore(const StoreOptions& options) : db_(options.path) {
         " WHERE device = ?1 AND incarnation = ?2 AND boot = ?3 AND unix_ms IS NULL"
         " AND (?4 <= 0 OR mono_ms <= 9223372036854775807 - ?4)");
     save_watermark_ = db_.prepare(
-        "INSERT INTO watermarks (device, incarnation, watermark, updated_unix_ms) VALUES (?1, ?2, ?3, ?4)"
-        " ON CONFLICT (device, incarnation) DO UPDATE"
-        " SET watermark = excluded.watermark, updated_unix_ms = excluded.updated_unix_ms");
+        "INSERT INTO watermarks (device, incarnation, watermark, ranges_above, updated_unix_ms)"
+        " VALUES (?1, ?2, ?3, ?5, ?4) ON CONFLICT (device, incarnation) DO UPDATE"
+        " SET watermark = excluded.watermark, ranges_above = excluded.ranges_above,"
+        " updated_unix_ms = excluded.updated_unix_ms");
     add_dead_letter_ =
         db_.prepare("INSERT INTO dead_letters (received_unix_ms, topic, error, payload) VALUES (?1, ?2, ?3, ?4)");
     upsert_device_ = db_.prepare(
@@ -366,13 +478,8 @@ SqliteStore::SqliteStore(const StoreOptions& options) : db_(options.path) {
         "INSERT INTO device_health (device, received_unix_ms, incarnation, boot, uptime_ms, held,"
         " oldest_unacked_age_ms, dropped, reconnects, next_seq, acked_through)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
-    load_watermark_ = db_.prepare("SELECT watermark FROM watermarks WHERE device = ?1 AND incarnation = ?2");
-    // Gaps and islands: within one run of consecutive seqs, seq - row_number is constant.
-    load_ranges_ = db_.prepare(
-        "SELECT MIN(seq), MAX(seq) FROM ("
-        "  SELECT seq, seq - ROW_NUMBER() OVER (ORDER BY seq) AS island FROM readings"
-        "  WHERE device = ?1 AND incarnation = ?2 AND seq > ?3"
-        ") GROUP BY island ORDER BY 1");
+    load_watermark_ =
+        db_.prepare("SELECT watermark, ranges_above FROM watermarks WHERE device = ?1 AND incarnation = ?2");
 }
 
 SqliteStore::~SqliteStore() = default;
@@ -383,18 +490,20 @@ StoredWatermark SqliteStore::load_watermark(const DeviceKey& key) {
     StoredWatermark stored;
     load_watermark_.reset();
     load_watermark_.bind_text(1, key.device).bind_int64(2, as_db_int(key.incarnation));
-    if (load_watermark_.step()) stored.watermark = static_cast<std::uint64_t>(load_watermark_.column_int64(0));
-    load_watermark_.reset();
-
-    load_ranges_.reset();
-    load_ranges_.bind_text(1, key.device)
-        .bind_int64(2, as_db_int(key.incarnation))
-        .bind_int64(3, static_cast<std::int64_t>(stored.watermark));
-    while (load_ranges_.step()) {
-        stored.ranges_above.push_back({static_cast<std::uint64_t>(load_ranges_.column_int64(0)),
-                                       static_cast<std::uint64_t>(load_ranges_.column_int64(1))});
+    if (load_watermark_.step()) {
+        stored.watermark = static_cast<std::uint64_t>(load_watermark_.column_int64(0));
+        if (!load_watermark_.column_is_null(1)) {
+            const std::string text = load_watermark_.column_text(1);
+            load_watermark_.reset();
+            if (!parse_ranges(text, stored.watermark, stored.ranges_above)) {
+                throw std::runtime_error(
+                    fmt::format("database '{}': watermarks.ranges_above of device '{}' incarnation {:016x} is not "
+                                "'first-last,...' ascending above watermark {}: '{}'",
+                                db_.path(), key.device, key.incarnation, stored.watermark, text));
+            }
+        }
     }
-    load_ranges_.reset();
+    load_watermark_.reset();
     return stored;
 }
 

@@ -48,7 +48,7 @@ struct SaverSettings {
     int retries_after_stop = 3;                 // failed commits tolerated while stopping
 
     // Bounds on the writer's per-device state, which is only a cache (least
-    // recently used out): watermarks are reloaded from the database, boot
+    // recently used out): watermarks and their ranges are reloaded from the database, boot
     // offsets are relearnt from the next batch that carries one, and a
     // forgotten drop count is warned about again.
     //
@@ -60,10 +60,10 @@ struct SaverSettings {
     // bytes. A device id longer than 15 characters adds 48 to each. So about
     // 1 KB per incarnation sending in order (10 MB with the defaults) and at
     // most about 2 KB at the range cap (20 MB with the defaults: sized for a
-    // Raspberry Pi; a device sending far out of order only reloads more often). A commit also
+    // Raspberry Pi; a batch that would pass the cap waits for its resend). A commit also
     // holds a copy of the watermark entry of each incarnation it touches.
     std::size_t max_incarnations = 10000;         // (device, incarnation)s kept in memory, and devices
-    std::size_t max_ranges_per_incarnation = 64;  // stored ranges above the watermark kept per incarnation
+    std::size_t max_ranges_per_incarnation = 64;  // stored ranges above the watermark per incarnation
 };
 
 // Sizes of the writer's per-device state after the latest commit.
@@ -156,6 +156,7 @@ private:
     BoundedQueue<Queued> queue_;
     RateLimiter rejection_log_limit_{5, std::chrono::seconds(10)};
     RateLimiter ack_failure_log_limit_{1, std::chrono::seconds(10)};
+    RateLimiter out_of_order_log_limit_{1, std::chrono::seconds(10)};
 
     // Writer-thread state.
     WatermarkTracker tracker_;

@@ -69,6 +69,7 @@ struct StatsSnapshot {
     std::uint64_t batches = 0;                       // valid batches committed
     std::uint64_t stored = 0;                        // readings inserted
     std::uint64_t duplicates = 0;                    // readings already stored (redeliveries)
+    std::uint64_t refused_out_of_order = 0;          // readings not stored: their batch would pass the range cap
     std::uint64_t unix_ms_filled = 0;                // earlier rows that got wall time late
     std::uint64_t statuses = 0;                      // device status messages committed
     std::uint64_t telemetry = 0;                     // device telemetry messages committed to device_health
@@ -88,6 +89,7 @@ public:
     std::atomic<std::uint64_t> batches{0};
     std::atomic<std::uint64_t> stored{0};
     std::atomic<std::uint64_t> duplicates{0};
+    std::atomic<std::uint64_t> refused_out_of_order{0};
     std::atomic<std::uint64_t> unix_ms_filled{0};
     std::atomic<std::uint64_t> statuses{0};
     std::atomic<std::uint64_t> telemetry{0};

@@ -13,7 +13,7 @@
 namespace fieldlink::gateway {
 
 // Schema version this code writes (PRAGMA user_version).
-inline constexpr int kSchemaVersion = 4;
+inline constexpr int kSchemaVersion = 5;
 
 enum class Synchronous {
     // fsync the WAL on every commit: a commit that returned survives a power
@@ -29,8 +29,8 @@ struct StoreOptions {
     Synchronous synchronous = Synchronous::Full;
     int busy_timeout_ms = 5000;
     // SQLite's page cache of the writer's connection (PRAGMA cache_size = -KiB).
-    // It must hold the index pages that every commit touches, one per device
-    // that sent in it, or each commit reads them again (docs/benchmarks.md, "Growth").
+    // Commits append at the end of readings and touch the watermark row of each
+    // device in them, so the working set stays small at any file size.
     std::int64_t cache_kib = 2048;
     // A file made before auto_vacuum = INCREMENTAL (gateways before schema v4)
     // is rewritten once by VACUUM at open so that retention can shrink it,
@@ -90,7 +90,6 @@ private:
     sqlite::Statement upsert_device_;
     sqlite::Statement add_telemetry_;
     sqlite::Statement load_watermark_;
-    sqlite::Statement load_ranges_;
 };
 
 }  // namespace fieldlink::gateway
