@@ -391,10 +391,8 @@ void Saver::commit_group(std::span<const Queued> group, const std::string* refus
         }
     }
     const std::int64_t now = clock_.unix_ms();
-    for (const auto& [key, state] : touched) {
-        const std::vector<SeqRange> above = state.ranges_above();
-        transaction->save_watermark(key, state.watermark(), above, now);
-    }
+    for (const auto& [key, state] : touched)
+        transaction->save_watermark(key, state.watermark(), state.ranges_above(), now);
     transaction->commit();
     transaction.reset();
     const std::int64_t committed_ns = steady_now_ns();
